@@ -1,0 +1,1 @@
+"""What every domain shares: errors, seeding, pretrained loading, fine-tuning, optimizers, export."""

@@ -1,0 +1,116 @@
+"""Optimizer parameter groups and learning-rate schedules.
+
+Optimizers are configured as ``_partial_`` Hydra nodes (``torch.optim.AdamW`` with its lr and weight decay) and
+receive the parameter groups built here. Schedules are functions of ``(optimizer, total_steps)`` that step every
+optimizer step, so one config works whatever the dataset size or epoch count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
+
+
+def _split_decay(params: Sequence[tuple[str, nn.Parameter]]) -> tuple[list, list]:
+    # Biases and normalisation weights (1-d tensors) are not decayed: decaying them only hurts.
+    decay = [p for _, p in params if p.ndim > 1]
+    no_decay = [p for _, p in params if p.ndim <= 1]
+    return decay, no_decay
+
+
+def param_groups(
+    head: nn.Module,
+    layer_groups: Sequence[nn.Module],
+    lr: float,
+    weight_decay: float,
+    backbone_lr_mult: float = 1.0,
+    layer_decay: float = 1.0,
+) -> list[dict]:
+    """Parameter groups with per-layer learning rates.
+
+    Args:
+        head: the classifier head; trained at ``lr``.
+        layer_groups: backbone blocks ordered from input to output.
+        lr: base learning rate.
+        weight_decay: applied to weight matrices only, not biases or norm parameters.
+        backbone_lr_mult: multiplies the learning rate of every backbone block.
+        layer_decay: layer-wise LR decay; the block ``d`` steps below the head gets ``lr * mult * layer_decay**d``.
+    """
+    groups: list[dict] = []
+    seen: set[int] = set()
+
+    def add(named: list[tuple[str, nn.Parameter]], group_lr: float, name: str) -> None:
+        named = [(n, p) for n, p in named if id(p) not in seen]
+        seen.update(id(p) for _, p in named)
+        decay, no_decay = _split_decay(named)
+        for params, wd, suffix in ((decay, weight_decay, ""), (no_decay, 0.0, "_no_decay")):
+            if params:
+                groups.append({"params": params, "lr": group_lr, "weight_decay": wd, "name": name + suffix})
+
+    add(list(head.named_parameters()), lr, "head")
+    depth = len(layer_groups)
+    for i, block in enumerate(reversed(layer_groups), start=1):
+        add(list(block.named_parameters()), lr * backbone_lr_mult * layer_decay**i, f"backbone.{depth - i}")
+    return groups
+
+
+def _warmup_then(fn: Callable[[float], float], warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return fn(min(1.0, progress))
+
+    return factor
+
+
+def _warmup_steps(total_steps: int, warmup_steps: int | None, warmup_fraction: float) -> int:
+    return warmup_steps if warmup_steps is not None else int(round(warmup_fraction * total_steps))
+
+
+def cosine(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_steps: int | None = None,
+    warmup_fraction: float = 0.0,
+    min_lr_ratio: float = 0.0,
+) -> LRScheduler:
+    """Linear warmup, then cosine decay to ``min_lr_ratio`` times each group's learning rate."""
+    warm = _warmup_steps(total_steps, warmup_steps, warmup_fraction)
+    return LambdaLR(
+        optimizer,
+        _warmup_then(lambda t: min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)), warm, total_steps),
+    )
+
+
+def linear(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_steps: int | None = None,
+    warmup_fraction: float = 0.1,
+    min_lr_ratio: float = 0.0,
+) -> LRScheduler:
+    """Linear warmup, then linear decay (the usual transformer fine-tuning schedule)."""
+    warm = _warmup_steps(total_steps, warmup_steps, warmup_fraction)
+    return LambdaLR(optimizer, _warmup_then(lambda t: 1 - (1 - min_lr_ratio) * t, warm, total_steps))
+
+
+def constant(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int | None = None, warmup_fraction: float = 0.0
+) -> LRScheduler:
+    """Linear warmup, then a constant learning rate."""
+    warm = _warmup_steps(total_steps, warmup_steps, warmup_fraction)
+    return LambdaLR(optimizer, _warmup_then(lambda t: 1.0, warm, total_steps))
+
+
+def one_cycle(
+    optimizer: torch.optim.Optimizer, total_steps: int, pct_start: float = 0.25, div_factor: float = 25.0
+) -> LRScheduler:
+    """torch's OneCycleLR peaking at each group's configured learning rate."""
+    max_lr = [g["lr"] for g in optimizer.param_groups]
+    return OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(1, total_steps), pct_start=pct_start,
+                      div_factor=div_factor)

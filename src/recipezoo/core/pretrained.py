@@ -1,0 +1,156 @@
+"""The pretrained-weights door shared by every domain.
+
+``pretrained`` is one of:
+
+- ``false`` / ``None``: random initialisation;
+- ``true``: the backbone library's default weights from its hub;
+- a hub id (e.g. a torchvision weights name, ``hf-hub:timm/resnet18.a1_in1k``, a Hugging Face repo id);
+- a local file (``.pth``, ``.pt``, ``.bin``, ``.safetensors``, a Lightning ``.ckpt``) or folder holding one.
+
+Domains resolve ``true`` and hub ids with their own library; local files all go through :func:`load_state_dict`
+and :func:`load_into`, which check every key and shape and re-initialise the classifier head when the label count
+differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from recipezoo.core.errors import PretrainedError
+
+log = logging.getLogger(__name__)
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.pth", "model.pt", "weights.pth", "weights.pt")
+_PREFIXES = ("module.", "model.", "net.", "backbone.", "_orig_mod.")
+
+
+def is_local(pretrained: Any) -> bool:
+    """True when ``pretrained`` names an existing file or folder (``~`` expanded)."""
+    return isinstance(pretrained, (str, os.PathLike)) and Path(os.path.expanduser(str(pretrained))).exists()
+
+
+def looks_like_path(pretrained: Any) -> bool:
+    """True for strings that are clearly meant as paths (so a missing file is not mistaken for a hub id)."""
+    s = str(pretrained)
+    return s.startswith(("/", "./", "../", "~")) or s.endswith((".pth", ".pt", ".bin", ".safetensors", ".ckpt"))
+
+
+def offline_hint(what: str, error: BaseException) -> PretrainedError:
+    """The error for a hub download that failed, saying how to pass a local copy instead."""
+    return PretrainedError(
+        f"could not download pretrained weights for {what} ({type(error).__name__}: {str(error).splitlines()[0][:160]}). "
+        f"Without network access, download them on a connected machine and pass the local file or folder: "
+        f"backbone.pretrained=/path/to/weights.pth (or .safetensors / a Hugging Face folder)."
+    )
+
+
+def load_state_dict(path: str | os.PathLike, weights_only: bool = True) -> dict[str, torch.Tensor]:
+    """Read a state dict from a weights file or a folder that holds one.
+
+    Args:
+        path: ``.pth``/``.pt``/``.bin``/``.ckpt``/``.safetensors`` file, or a folder containing one of
+            :data:`WEIGHT_FILES`.
+        weights_only: passed to ``torch.load``; only set it to False for files you trust.
+    """
+    p = Path(os.path.expanduser(str(path)))
+    if not p.exists():
+        raise PretrainedError(f"pretrained weights not found: {p}. Pass an existing file or folder.")
+    if p.is_dir():
+        found = [p / f for f in WEIGHT_FILES if (p / f).exists()]
+        found += sorted(p.glob("*.safetensors")) + sorted(p.glob("*.pth")) + sorted(p.glob("*.pt"))
+        if not found:
+            raise PretrainedError(f"no weights file in folder {p} (looked for {', '.join(WEIGHT_FILES)}).")
+        p = found[0]
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj: Any = load_file(str(p))
+        else:
+            obj = torch.load(p, map_location="cpu", weights_only=weights_only)
+    except Exception as e:  # corrupt file, pickle refused by weights_only, not a weights file at all
+        hint = (
+            " The file holds python objects that weights_only=True refuses; if you trust it, pass "
+            "backbone.weights_only=false."
+            if "weights_only" in str(e) or "Unsupported global" in str(e)
+            else ""
+        )
+        raise PretrainedError(f"cannot read weights from {p}: {str(e).splitlines()[0][:200]}.{hint}") from None
+    # Unwrap the usual containers: Lightning checkpoints, {"model": ...}, {"state_dict": ...}.
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
+            obj = obj[key]
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise PretrainedError(f"{p} does not hold a state dict of tensors.")
+    return dict(obj)
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor], target_keys: set[str]) -> dict[str, torch.Tensor]:
+    """Drop wrapper prefixes (``module.``, ``model.``, ...) while that makes more keys match the target."""
+    changed = True
+    while changed:
+        changed = False
+        matched = len(target_keys & state.keys())
+        for prefix in _PREFIXES:
+            stripped = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            if len(target_keys & stripped.keys()) > matched:
+                state, changed = stripped, True
+                break
+    return state
+
+
+def load_into(
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    head_prefixes: tuple[str, ...] = (),
+    source: str = "pretrained weights",
+) -> dict[str, list[str]]:
+    """Load ``state`` into ``model``, checking every key and shape.
+
+    Keys under ``head_prefixes`` (the classifier) may be missing or of another shape: they keep their fresh
+    initialisation, which is what transfer learning to a new label set needs. Any other missing key or shape
+    mismatch means the file is for another architecture and raises :class:`PretrainedError`, listing the keys.
+
+    Returns:
+        A report with the ``loaded``, ``head_reinitialised`` and ``unexpected`` keys.
+    """
+    own = model.state_dict()
+    state = _strip_prefixes(state, set(own))
+
+    def is_head(k: str) -> bool:
+        return any(k == p or k.startswith(p + ".") for p in head_prefixes)
+
+    missing = [k for k in own if k not in state and not is_head(k) and not k.endswith("num_batches_tracked")]
+    mismatched = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape and not is_head(k)
+    ]
+    unexpected = [k for k in state if k not in own]
+    if missing or mismatched:
+        lines = [f"  shape  {m}" for m in mismatched[:10]] + [f"  missing {k}" for k in missing[:10]]
+        more = len(missing) + len(mismatched) - len(lines)
+        raise PretrainedError(
+            f"{source} do not fit the model ({len(mismatched)} shape mismatches, {len(missing)} missing keys, "
+            f"{len(unexpected)} unexpected keys); is it a file for another architecture?\n"
+            + "\n".join(lines)
+            + (f"\n  ... and {more} more" if more > 0 else "")
+        )
+    head = [k for k in own if is_head(k) and (k not in state or state[k].shape != own[k].shape)]
+    loadable = {k: v for k, v in state.items() if k in own and not (k in head)}
+    model.load_state_dict(loadable, strict=False)
+    if head:
+        log.info("Classifier head re-initialised for the new label count: %s", ", ".join(head))
+    if unexpected:
+        log.info("Ignored %d keys of %s that the model does not have: %s", len(unexpected), source,
+                 ", ".join(unexpected[:5]) + (" ..." if len(unexpected) > 5 else ""))
+    return {"loaded": sorted(loadable), "head_reinitialised": head, "unexpected": unexpected}

@@ -1,0 +1,136 @@
+"""Train, then test, one recipe: the function behind ``python train.py``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from recipezoo.core import checkpoint as ckpt_io
+from recipezoo.core.errors import OutputExistsError
+from recipezoo.core.seed import seed_everything
+
+log = logging.getLogger("recipezoo")
+
+
+def _instantiate_all(node: DictConfig | None) -> list[Any]:
+    """Instantiate every non-null entry of a ``name: {_target_: ...}`` mapping (callbacks, loggers)."""
+    return [instantiate(v) for v in (node or {}).values() if v]
+
+
+def is_ddp_child() -> bool:
+    """True in the processes Lightning's DDP launcher starts for ranks other than 0."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+
+
+def check_output_dir(out: Path, overwrite: bool) -> None:
+    """Refuse to train into a folder that already holds a run's checkpoints or summary."""
+    if overwrite or is_ddp_child():
+        return
+    taken = [p.name for p in (out / "checkpoints", out / "summary.json") if p.exists() and
+             (p.is_file() or any(p.iterdir()))]
+    if taken:
+        raise OutputExistsError(f"{out} already holds a run ({', '.join(taken)}); nothing was overwritten. Choose "
+                                "another hydra.run.dir, or pass overwrite=true to replace it.")
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
+    """Instantiate the DataModule, fill ``cfg.data_info`` from it, then instantiate the LightningModule."""
+    datamodule = instantiate(cfg.data)
+    if cfg.get("ckpt_path"):
+        # Resuming: the data must map to the checkpoint's labels (a clear error otherwise).
+        info = ckpt_io.config_of(ckpt_io.read(cfg.ckpt_path)).get("data_info", {})
+        if info.get("labels") and hasattr(datamodule, "labels"):
+            datamodule.labels = list(info["labels"])
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    with open_dict(cfg):
+        cfg.data_info = datamodule.info
+    if cfg.get("ckpt_path"):
+        saved = ckpt_io.config_of(ckpt_io.read(cfg.ckpt_path)).get("data_info", {})
+        if saved.get("num_classes") not in (None, cfg.data_info.get("num_classes")):
+            from recipezoo.core.errors import CheckpointError
+
+            raise CheckpointError(f"label-count mismatch: the checkpoint has {saved['num_classes']} classes, the data "
+                                  f"{cfg.data_info['num_classes']}.")
+    return datamodule, instantiate(cfg.model)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test the configured recipe; write checkpoints, metrics and ``summary.json`` to the run folder.
+
+    Returns:
+        The summary: run folder, checkpoint paths, best validation score, test metrics, wall time.
+    """
+    start = time.perf_counter()
+    out = Path(cfg.paths.output_dir)
+    if cfg.get("train", True):
+        check_output_dir(out, cfg.get("overwrite", False))
+    seed_everything(cfg.seed, cfg.get("deterministic", False))
+    datamodule, module = build(cfg)
+
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    callbacks.append(ckpt_io.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
+    loggers = _instantiate_all(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    if cfg.get("train", True):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+
+    ckpt_cb = trainer.checkpoint_callback
+    best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
+    test_metrics: dict[str, float] = {}
+    if cfg.get("test", True):
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True,
+                               verbose=trainer.is_global_zero)
+        test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+
+    # Steps taken by every rank (gathered so the summary shows that all of them trained).
+    steps = trainer.strategy.all_gather(torch.tensor(trainer.global_step)).reshape(-1).tolist()
+    summary = {
+        "recipe": cfg.get("recipe_name"),
+        "run_dir": str(out),
+        "best_checkpoint": best,
+        "last_checkpoint": (str(Path(ckpt_cb.dirpath) / "last.ckpt")
+                            if ckpt_cb is not None and ckpt_cb.dirpath and (Path(ckpt_cb.dirpath) / "last.ckpt").exists()
+                            else None),
+        "monitor": cfg.monitor.metric,
+        "best_score": float(ckpt_cb.best_model_score) if ckpt_cb is not None and ckpt_cb.best_model_score is not None
+        else None,
+        "epochs": trainer.current_epoch,
+        "global_steps_per_rank": steps,
+        "world_size": trainer.world_size,
+        "test": test_metrics,
+        "wall_time_s": round(time.perf_counter() - start, 2),
+    }
+    if trainer.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        _report(summary, out)
+    return summary
+
+
+def _report(summary: dict[str, Any], out: Path) -> None:
+    lines = [f"Run folder:       {out}"]
+    if summary["best_checkpoint"]:
+        lines.append(f"Best checkpoint:  {summary['best_checkpoint']} ({summary['monitor']}="
+                     f"{summary['best_score']:.4f})" if summary["best_score"] is not None else "")
+    if summary["last_checkpoint"]:
+        lines.append(f"Last checkpoint:  {summary['last_checkpoint']}")
+    if (out / "metrics.csv").exists():
+        lines.append(f"Metrics:          {out / 'metrics.csv'}")
+    lines.append(f"Summary:          {out / 'summary.json'}")
+    if summary["test"]:
+        lines.append("Test:             " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(summary["test"].items())))
+    lines.append(f"Wall time:        {summary['wall_time_s']:.1f} s")
+    if summary["best_checkpoint"]:
+        lines.append(f"Export:           python scripts/export.py ckpt={summary['best_checkpoint']} format=onnx")
+    log.info("\n" + "\n".join(line for line in lines if line))

@@ -1,0 +1,359 @@
+"""Image classification DataModules: image folders, torchvision datasets, scikit-learn's digits, synthetic twins.
+
+Every DataModule yields ``(image, label)`` batches with ``image`` a normalised ``(B, C, H, W)`` float tensor, knows
+its label names, and describes its preprocessing in ``info`` (saved in checkpoints and exports). With
+``synthetic=True`` any of them generates a tiny learnable dataset of the same shape instead of reading files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset
+
+from recipezoo.core.data import loader_settings, stratified_split
+from recipezoo.core.errors import ConfigError, DataError
+from recipezoo.vision.models import default_preprocessing
+from recipezoo.vision.transforms import Preprocessing, eval_transform, resolve_preprocessing, train_transform
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+SPLITS = ("train", "val", "test")
+_SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                  "dev": "val", "test": "test", "testing": "test"}
+
+
+def open_image(item: Any, mode: str) -> Image.Image:
+    """An image source (path, uint8 array or PIL image) as a PIL image in ``mode``."""
+    if isinstance(item, (str, os.PathLike)):
+        try:
+            with Image.open(item) as img:
+                return img.convert(mode)
+        except (OSError, UnidentifiedImageError) as e:
+            raise DataError(f"cannot read image {item}: {e}") from None
+    if isinstance(item, np.ndarray):
+        return Image.fromarray(item).convert(mode)
+    return item.convert(mode)
+
+
+class ImageDataset(Dataset):
+    """Images (paths, arrays or PIL images) with integer labels, transformed on access."""
+
+    def __init__(self, items: Sequence[Any], targets: Sequence[int], transform: Any, mode: str) -> None:
+        self.items, self.targets, self.transform, self.mode = items, targets, transform, mode
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(open_image(self.items[i], self.mode)), self.targets[i]
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Shared behaviour of the image DataModules: preprocessing, splits, label map, loaders, synthetic twin.
+
+    Subclasses implement :meth:`load_splits`, returning ``{split: (items, label_names)}`` for the splits the
+    source provides; missing val/test splits are carved from train with a seeded stratified split.
+
+    Args:
+        backbone: backbone name, to read its expected input size, mean and std.
+        pretrained: the backbone's ``pretrained`` setting (pretrained weights may change the statistics).
+        mode: ``RGB`` or ``L`` (grayscale).
+        image_size: crop size fed to the network; null takes the backbone's.
+        resize_size: shorter side before the centre crop at eval; null keeps the backbone's ratio.
+        mean: normalisation mean; null takes the backbone's (or 0.5).
+        std: normalisation std; null takes the backbone's (or 0.5).
+        augment: keyword arguments of :func:`recipezoo.vision.transforms.train_transform`.
+        batch_size: per-device batch size.
+        num_workers: DataLoader workers, or ``auto``.
+        pin_memory: pin host memory, or ``auto`` (on when a GPU is present).
+        val_fraction: fraction of all examples carved out for validation when the source has no val split.
+        test_fraction: likewise for test.
+        seed: the split seed.
+        synthetic: replace the source by a tiny generated dataset with the same contract.
+        synthetic_classes: number of classes of the synthetic twin.
+        synthetic_per_class: synthetic images per class and split.
+        labels: a fixed label list (from a checkpoint); the data's labels must be among them.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "convnet_small",
+        pretrained: Any = False,
+        mode: str = "RGB",
+        image_size: int | None = None,
+        resize_size: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        augment: dict[str, Any] | None = None,
+        batch_size: int = 64,
+        num_workers: int | str = "auto",
+        pin_memory: bool | str = "auto",
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        seed: int = 42,
+        synthetic: bool = False,
+        synthetic_classes: int = 3,
+        synthetic_per_class: int = 4,
+        labels: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.preprocessing: Preprocessing = resolve_preprocessing(
+            default_preprocessing(backbone, pretrained), mode, image_size, resize_size,
+            list(mean) if mean else None, list(std) if std else None,
+        )
+        self.augment = dict(augment or {})
+        self.batch_size = batch_size
+        self.loader_kwargs = loader_settings(num_workers, pin_memory)
+        self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
+        self.synthetic, self.synthetic_classes, self.synthetic_per_class = synthetic, synthetic_classes, synthetic_per_class
+        self.labels: list[str] | None = list(labels) if labels else None
+        self.datasets: dict[str, ImageDataset] = {}
+
+    # -- what subclasses provide ------------------------------------------------------------------------------
+    def load_splits(self) -> dict[str, tuple[list[Any], list[str]]]:
+        raise NotImplementedError
+
+    # -- synthetic twin ---------------------------------------------------------------------------------------
+    def synthetic_splits(self) -> dict[str, tuple[list[Any], list[str]]]:
+        """Images whose class sets the position and colour of a bright square on noise: learnable, tiny."""
+        rng = np.random.default_rng(self.seed)
+        size = max(16, min(self.preprocessing.crop_size, 48))
+        k = self.synthetic_classes
+        splits = {}
+        for split in SPLITS:
+            items, names = [], []
+            for c in range(k):
+                for _ in range(self.synthetic_per_class):
+                    img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+                    half = size // 2
+                    y, x = (c % 2) * half, ((c // 2) % 2) * half
+                    img[y:y + half, x:x + half, c % 3] = 255
+                    items.append(img)
+                    names.append(f"class_{c}")
+            splits[split] = (items, names)
+        return splits
+
+    # -- Lightning hooks --------------------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        raw = self.synthetic_splits() if self.synthetic else self.load_splits()
+        raw = self._complete_splits(raw)
+        found = sorted({n for _, names in raw.values() for n in names})
+        if self.labels is None:
+            self.labels = found
+        else:
+            unknown = sorted(set(found) - set(self.labels))
+            if unknown:
+                raise DataError(
+                    f"label-count mismatch: the data has classes {unknown} that the checkpoint does not know "
+                    f"(it was trained on {len(self.labels)} classes: {self.labels[:20]}). Use data with the "
+                    "checkpoint's classes, or train a new model."
+                )
+        if len(self.labels) < 2:
+            raise DataError(f"{self.describe()} has only one class ({self.labels}); a classifier needs at least 2 "
+                            "classes, one sub-folder per class.")
+        index = {n: i for i, n in enumerate(self.labels)}
+        pp = self.preprocessing
+        tf_train = train_transform(pp, **self.augment)
+        tf_eval = eval_transform(pp)
+        for split, (items, names) in raw.items():
+            self.datasets[split] = ImageDataset(items, [index[n] for n in names],
+                                                tf_train if split == "train" else tf_eval, pp.mode)
+        counts = {s: len(d) for s, d in self.datasets.items()}
+        log.info("%s: %d classes, %s images", self.describe(), len(self.labels), counts)
+
+    def _complete_splits(self, raw: dict[str, tuple[list[Any], list[str]]]) -> dict[str, tuple[list, list]]:
+        if "train" not in raw or not raw["train"][0]:
+            raise DataError(f"{self.describe()} has no training images.")
+        missing = [s for s in ("val", "test") if s not in raw]
+        if not missing:
+            return raw
+        items, names = raw["train"]
+        fractions = [self.val_fraction if s == "val" else self.test_fraction for s in missing]
+        classes = sorted(set(names))
+        parts = stratified_split([classes.index(n) for n in names], fractions, self.seed, self.describe())
+        raw = dict(raw)
+        for split, idx in zip(["train", *missing], parts):
+            raw[split] = ([items[i] for i in idx], [names[i] for i in idx])
+        log.info("%s: carved %s from train (seed %d)", self.describe(), "/".join(missing), self.seed)
+        return raw
+
+    def describe(self) -> str:
+        return "synthetic images" if self.synthetic else type(self).__name__
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels or [])
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the model and exports need to know about this data (after ``setup``)."""
+        return {"num_classes": self.num_classes, "labels": list(self.labels or []),
+                "in_chans": self.preprocessing.channels, "preprocessing": self.preprocessing.to_dict()}
+
+    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        if split not in self.datasets:
+            self.setup()
+        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
+                          drop_last=shuffle and len(self.datasets[split]) > self.batch_size, **self.loader_kwargs)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+
+class ImageFolderDataModule(ImageDataModule):
+    """``root/<label>/*.jpg``, or ``root/{train,val,test}/<label>/*.jpg`` (missing splits carved from train).
+
+    Files that are not images are ignored; images that cannot be decoded are skipped with a warning that counts and
+    names them, or rejected when they exceed ``max_bad_fraction`` of the folder.
+
+    Args:
+        root: the folder.
+        max_bad_fraction: the largest fraction of unreadable images tolerated.
+        **kwargs: see :class:`ImageDataModule`.
+    """
+
+    def __init__(self, root: str | None = None, max_bad_fraction: float = 0.05, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.root = root
+        self.max_bad_fraction = max_bad_fraction
+
+    def describe(self) -> str:
+        return super().describe() if self.synthetic else f"image folder {self.root}"
+
+    def load_splits(self) -> dict[str, tuple[list[Any], list[str]]]:
+        if not self.root:
+            raise ConfigError("no image folder given: pass data.root=/path/to/images (one sub-folder per class), "
+                              "or data.synthetic=true to try the recipe on generated images.")
+        root = Path(os.path.expanduser(str(self.root)))
+        if not root.is_dir():
+            raise DataError(f"image folder not found: {root}. Pass data.root=<folder with one sub-folder per class>.")
+        subdirs = {d.name: d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+        split_dirs = {_SPLIT_ALIASES[n.lower()]: d for n, d in subdirs.items() if n.lower() in _SPLIT_ALIASES}
+        if "train" in split_dirs:
+            sources = split_dirs
+        else:
+            sources = {"train": root}
+        splits = {s: self._scan(d) for s, d in sources.items()}
+        self._check_bad(splits)
+        return {s: (items, names) for s, (items, names, _) in splits.items()}
+
+    def _scan(self, folder: Path) -> tuple[list[str], list[str], list[str]]:
+        items, names, bad = [], [], []
+        class_dirs = [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+        if not class_dirs:
+            raise DataError(f"{folder} has no class sub-folders; expected {folder}/<label>/<image files>.")
+        for d in class_dirs:
+            for f in sorted(d.rglob("*")):
+                if not f.is_file() or f.suffix.lower() not in IMAGE_EXTENSIONS or f.name.startswith("."):
+                    continue
+                try:
+                    with Image.open(f) as img:
+                        img.verify()  # header and structure check; cheap, no full decode
+                except Exception:
+                    bad.append(str(f))
+                    continue
+                items.append(str(f))
+                names.append(d.name)
+        return items, names, bad
+
+    def _check_bad(self, splits: dict[str, tuple[list[str], list[str], list[str]]]) -> None:
+        good = sum(len(i) for i, _, _ in splits.values())
+        bad = [b for _, _, bs in splits.values() for b in bs]
+        if good == 0:
+            raise DataError(f"image folder {self.root} holds no readable images ({len(bad)} unreadable); "
+                            f"expected {', '.join(IMAGE_EXTENSIONS[:5])} ... files in <root>/<label>/.")
+        if not bad:
+            return
+        frac = len(bad) / (good + len(bad))
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        if frac > self.max_bad_fraction:
+            raise DataError(f"{len(bad)} of {good + len(bad)} images in {self.root} cannot be read ({frac:.1%} > "
+                            f"data.max_bad_fraction={self.max_bad_fraction}): {shown}")
+        log.warning("Skipped %d unreadable image(s) in %s: %s", len(bad), self.root, shown)
+
+
+class DigitsDataModule(ImageDataModule):
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes): no download needed."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("synthetic_classes", 10)
+        super().__init__(**kwargs)
+
+    def describe(self) -> str:
+        return super().describe() if self.synthetic else "scikit-learn digits"
+
+    def load_splits(self) -> dict[str, tuple[list[Any], list[str]]]:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        # 0..16 intensities -> 8-bit grayscale images, so files and arrays go through the same PIL pipeline.
+        images = (digits.images * (255 / 16)).round().astype(np.uint8)
+        return {"train": (list(images), [str(t) for t in digits.target])}
+
+
+class TorchvisionDataModule(ImageDataModule):
+    """A torchvision dataset by name: CIFAR10, CIFAR100, MNIST, FashionMNIST.
+
+    The dataset's own train split is split into train/val; its test split is the test set.
+
+    Args:
+        name: the torchvision dataset class name.
+        root: where the dataset lives (or is downloaded to).
+        download: download when missing (needs network access).
+        **kwargs: see :class:`ImageDataModule`.
+    """
+
+    KNOWN = ("CIFAR10", "CIFAR100", "MNIST", "FashionMNIST")
+
+    def __init__(self, name: str = "CIFAR10", root: str = "data_cache", download: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("synthetic_classes", 100 if name == "CIFAR100" else 10)
+        super().__init__(**kwargs)
+        if name not in self.KNOWN:
+            raise ConfigError(f"unknown torchvision dataset '{name}'; choose one of {', '.join(self.KNOWN)}.")
+        self.name, self.root, self.download = name, root, download
+
+    def describe(self) -> str:
+        return super().describe() if self.synthetic else f"torchvision {self.name}"
+
+    def _dataset(self, train: bool) -> Any:
+        import torchvision.datasets as tvd
+
+        try:
+            return getattr(tvd, self.name)(os.path.expanduser(self.root), train=train, download=self.download)
+        except RuntimeError as e:
+            raise DataError(f"{self.name} not found under {self.root} ({e}). Pass data.download=true (needs network) "
+                            f"or data.root=<folder holding the dataset>.") from None
+
+    def prepare_data(self) -> None:
+        if self.download and not self.synthetic:
+            self._dataset(True), self._dataset(False)
+
+    def load_splits(self) -> dict[str, tuple[list[Any], list[str]]]:
+        out = {}
+        for split, train in (("train", True), ("test", False)):
+            ds = self._dataset(train)
+            classes = list(ds.classes)
+            data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else ds.data  # (N, H, W[, C]) uint8
+            out[split] = (list(data), [classes[int(t)] for t in ds.targets])
+        return out

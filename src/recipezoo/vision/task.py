@@ -1,0 +1,168 @@
+"""ImageClassifier: the LightningModule for image classification, whatever the backbone."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+import torch.nn.functional as F
+import torchmetrics as tm
+from torch import nn
+
+from recipezoo.core.finetune import FineTuningCallback, FineTuningPolicy
+from recipezoo.core.optim import param_groups
+
+log = logging.getLogger(__name__)
+
+
+class ImageClassifier(L.LightningModule):
+    """Trains any :class:`recipezoo.vision.models.Classifier` with cross-entropy.
+
+    Args:
+        net: the network (``head`` and ``layer_groups()`` drive the fine-tuning policy).
+        num_classes: number of classes.
+        optimizer: a partial optimizer (``torch.optim.AdamW`` with its lr/weight_decay) taking param groups.
+        scheduler: a partial ``(optimizer, total_steps) -> LRScheduler`` from :mod:`recipezoo.core.optim`, or None.
+        finetune: the fine-tuning policy (freeze/unfreeze, backbone LR multiplier, layer decay, frozen BatchNorm).
+        label_smoothing: cross-entropy label smoothing.
+        mixup_alpha: MixUp strength; 0 disables.
+        cutmix_alpha: CutMix strength; 0 disables (with both on, one is picked per batch).
+        channels_last: use the channels-last memory format (faster convolutions on GPU with mixed precision).
+        compile: wrap the network in ``torch.compile``.
+        labels: class names, in label-index order (saved with the model).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        finetune: dict[str, Any] | FineTuningPolicy | None = None,
+        label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        channels_last: bool = False,
+        compile: bool = False,
+        labels: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.num_classes = num_classes
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.policy = finetune if isinstance(finetune, FineTuningPolicy) else FineTuningPolicy(**(finetune or {}))
+        self.label_smoothing = label_smoothing
+        self.channels_last = channels_last
+        self.labels = list(labels) if labels else [str(i) for i in range(num_classes)]
+        self.compile = compile
+        self.mix = self._mixer(mixup_alpha, cutmix_alpha, num_classes)
+
+        def metrics(prefix: str) -> tm.MetricCollection:
+            m: dict[str, tm.Metric] = {
+                "acc": tm.Accuracy(task="multiclass", num_classes=num_classes),
+                "f1": tm.F1Score(task="multiclass", num_classes=num_classes, average="macro"),
+            }
+            if num_classes > 5:
+                m["acc_top5"] = tm.Accuracy(task="multiclass", num_classes=num_classes, top_k=5)
+            return tm.MetricCollection(m, prefix=prefix)
+
+        self.train_metrics = tm.MetricCollection({"acc": tm.Accuracy(task="multiclass", num_classes=num_classes)},
+                                                 prefix="train/")
+        self.val_metrics = metrics("val/")
+        self.test_metrics = metrics("test/")
+        self.confusion = tm.ConfusionMatrix(task="multiclass", num_classes=num_classes)
+
+    @staticmethod
+    def _mixer(mixup: float, cutmix: float, num_classes: int) -> Callable | None:
+        from torchvision.transforms import v2
+
+        ops = ([v2.MixUp(alpha=mixup, num_classes=num_classes)] if mixup > 0 else []) + (
+            [v2.CutMix(alpha=cutmix, num_classes=num_classes)] if cutmix > 0 else [])
+        return v2.RandomChoice(ops) if len(ops) > 1 else (ops[0] if ops else None)
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.compile and stage == "fit":
+            # Kept off the module tree so checkpoint keys stay those of the plain network.
+            object.__setattr__(self, "_compiled", torch.compile(self.net))
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        return [FineTuningCallback(self.policy)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> logits (B, num_classes)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return getattr(self, "_compiled", self.net)(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        if self.mix is not None:
+            x, soft = self.mix(x, y)  # soft targets (B, num_classes)
+            logits = self(x)
+            loss = F.cross_entropy(logits, soft, label_smoothing=self.label_smoothing)
+        else:
+            logits = self(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        self.train_metrics.update(logits.detach(), y)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=x.shape[0])
+        return loss
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(logits, y)
+        # sync_dist reduces the loss across DDP ranks; torchmetrics reduce their own states.
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", sync_dist=True, batch_size=x.shape[0])
+        self.log_dict(metrics, prog_bar=stage == "val", batch_size=x.shape[0])
+        return logits
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        logits = self._eval_step(batch, "test")
+        self.confusion.update(logits, batch[1])
+
+    def on_test_epoch_end(self) -> None:
+        matrix = self.confusion.compute().cpu().tolist()  # reduced over ranks; rows = true, columns = predicted
+        self.confusion.reset()
+        self.test_confusion_matrix = matrix
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking and self.trainer.log_dir:
+            path = Path(self.trainer.default_root_dir) / "test_confusion_matrix.csv"
+            with open(path, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["true\\predicted", *self.labels])
+                for name, row in zip(self.labels, matrix):
+                    w.writerow([name, *row])
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return self(x).softmax(-1)
+
+    def configure_optimizers(self) -> Any:
+        # The partial optimizer carries lr and weight decay; groups give per-block learning rates.
+        probe = self.optimizer_factory(params=[nn.Parameter(torch.zeros(1))])
+        lr, wd = probe.defaults["lr"], probe.defaults.get("weight_decay", 0.0)
+        groups = param_groups(self.net.head, self.net.layer_groups(), lr, wd, self.policy.backbone_lr_mult,
+                              self.policy.layer_decay)
+        # Parameters outside head and blocks (e.g. timm's cls token, pos embed) train at the backbone rate.
+        grouped = {id(p) for g in groups for p in g["params"]}
+        rest = [p for p in self.net.parameters() if id(p) not in grouped]
+        if rest:
+            groups.append({"params": rest, "lr": lr * self.policy.backbone_lr_mult, "weight_decay": 0.0,
+                           "name": "backbone.other"})
+        optimizer = self.optimizer_factory(params=groups)
+        if not self.scheduler_factory:  # None, or {} from scheduler=none
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
