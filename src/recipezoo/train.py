@@ -21,7 +21,7 @@ from recipezoo.core.seed import seed_everything
 log = logging.getLogger("recipezoo")
 
 
-def _instantiate_all(node: DictConfig | None) -> list[Any]:
+def _instantiate_all(node: DictConfig | dict | None) -> list[Any]:
     """Instantiate every non-null entry of a ``name: {_target_: ...}`` mapping (callbacks, loggers)."""
     return [instantiate(v) for v in (node or {}).values() if v]
 
@@ -61,7 +61,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
 
             raise CheckpointError(f"label-count mismatch: the checkpoint has {saved['num_classes']} classes, the data "
                                   f"{cfg.data_info['num_classes']}.")
-    return datamodule, instantiate(cfg.model)
+    return datamodule, instantiate(cfg.model, _convert_="all")
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -77,7 +77,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     seed_everything(cfg.seed, cfg.get("deterministic", False))
     datamodule, module = build(cfg)
 
-    callbacks = _instantiate_all(cfg.get("callbacks"))
+    callbacks_cfg = dict(cfg.get("callbacks") or {})
+    # trainer.enable_progress_bar=false / enable_model_summary=false also drop the matching callbacks.
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks_cfg.pop("progress_bar", None)
+    if not cfg.trainer.get("enable_model_summary", True):
+        callbacks_cfg.pop("model_summary", None)
+    callbacks = _instantiate_all(callbacks_cfg)
     callbacks.append(ckpt_io.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
     loggers = _instantiate_all(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

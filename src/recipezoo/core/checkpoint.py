@@ -74,7 +74,7 @@ def load_module(path: str | os.PathLike, weights_only: bool = True) -> tuple[L.L
     cfg = config_of(ckpt)
     model_cfg = cfg.model.copy()
     _no_pretrained(model_cfg)
-    module = instantiate(model_cfg)
+    module = instantiate(model_cfg, _convert_="all")
     module.load_state_dict(ckpt["state_dict"])
     module.eval()
     return module, cfg

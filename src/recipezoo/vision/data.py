@@ -208,6 +208,13 @@ class ImageDataModule(L.LightningDataModule):
         return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
                           drop_last=shuffle and len(self.datasets[split]) > self.batch_size, **self.loader_kwargs)
 
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Any split with the eval transform (no augmentation, no shuffling): for evaluation and prediction."""
+        self.setup()
+        ds = self.datasets[split]
+        eval_ds = ImageDataset(ds.items, ds.targets, eval_transform(self.preprocessing), ds.mode)
+        return DataLoader(eval_ds, batch_size=self.batch_size, shuffle=False, **self.loader_kwargs)
+
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 

@@ -35,6 +35,7 @@ class ImageClassifier(L.LightningModule):
         channels_last: use the channels-last memory format (faster convolutions on GPU with mixed precision).
         compile: wrap the network in ``torch.compile``.
         labels: class names, in label-index order (saved with the model).
+        preprocessing: the eval preprocessing (size, mean, std), carried into exports.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class ImageClassifier(L.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         labels: list[str] | None = None,
+        preprocessing: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -61,6 +63,7 @@ class ImageClassifier(L.LightningModule):
         self.channels_last = channels_last
         self.labels = list(labels) if labels else [str(i) for i in range(num_classes)]
         self.compile = compile
+        self.preprocessing = dict(preprocessing or {})
         self.mix = self._mixer(mixup_alpha, cutmix_alpha, num_classes)
 
         def metrics(prefix: str) -> tm.MetricCollection:
@@ -148,6 +151,25 @@ class ImageClassifier(L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         return self(x).softmax(-1)
+
+    def export_spec(self, batch_size: int = 8) -> Any:
+        """What :mod:`recipezoo.export` writes: the network on a normalised image batch, batch axis dynamic."""
+        from recipezoo.core.export import ExportSpec
+
+        pp = self.preprocessing or {}
+        channels = 1 if pp.get("mode") == "L" else 3
+        size = int(pp.get("crop_size", 224))
+
+        def make(n: int) -> dict[str, torch.Tensor]:
+            return {"input": torch.randn(n, channels, size, size)}  # normalised images are roughly N(0, 1)
+
+        return ExportSpec(
+            model=self.net.eval(), inputs=make(batch_size), output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            metadata={"task": "image_classification", "labels": self.labels, "preprocessing": pp,
+                      "postprocessing": "softmax over logits"},
+            make_inputs=make,
+        )
 
     def configure_optimizers(self) -> Any:
         # The partial optimizer carries lr and weight decay; groups give per-block learning rates.

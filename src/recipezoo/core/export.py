@@ -1,0 +1,117 @@
+"""Export mechanics shared by every domain: ONNX and TorchScript writers, parity checks, latency.
+
+A task's LightningModule describes what to export through ``export_spec(batch_size)``, returning an
+:class:`ExportSpec`: the network, example inputs by name, the dynamic axes, output names and metadata. This module
+turns that into files and checks them against eager PyTorch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("onnx", "torchscript")
+FILENAMES = {"onnx": "model.onnx", "torchscript": "model.pt"}
+
+
+@dataclass
+class ExportSpec:
+    """What a task exports.
+
+    Attributes:
+        model: the network, in eval mode, taking the inputs positionally in ``inputs`` order.
+        inputs: example inputs by name (their batch axis is dimension 0).
+        output_names: names of the outputs.
+        dynamic_axes: per input/output name, ``{axis: name}`` of the axes that may vary (batch, sequence...).
+        metadata: task facts for the bundle (labels, preprocessing, ...).
+        make_inputs: builds example inputs of another batch size, to prove the batch axis is dynamic.
+    """
+
+    model: nn.Module
+    inputs: dict[str, torch.Tensor]
+    output_names: list[str]
+    dynamic_axes: dict[str, dict[int, str]]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    make_inputs: Callable[[int], dict[str, torch.Tensor]] | None = None
+
+
+def export_onnx(spec: ExportSpec, path: Path, opset: int = 18) -> None:
+    """Write ``spec.model`` as ONNX with the dynamic axes of ``spec`` (torch.export-based exporter)."""
+    args = tuple(spec.inputs.values())
+    names = list(spec.inputs)
+    dynamic_shapes = {
+        n: {axis: torch.export.Dim.DYNAMIC for axis in spec.dynamic_axes.get(n, {})} for n in names
+    }
+    # torch.export names inputs after the forward() parameters; map ours onto them positionally.
+    import inspect
+
+    params = [p for p in inspect.signature(spec.model.forward).parameters][: len(names)]
+    program = torch.onnx.export(
+        spec.model, args, dynamo=True, input_names=names, output_names=spec.output_names, opset_version=opset,
+        dynamic_shapes={p: dynamic_shapes[n] for p, n in zip(params, names)}, external_data=False, verbose=False,
+    )
+    program.save(str(path))
+
+
+def export_torchscript(spec: ExportSpec, path: Path) -> None:
+    """Write ``spec.model`` as a traced TorchScript module (shapes stay dynamic for convolutional/linear nets)."""
+    with torch.no_grad():
+        traced = torch.jit.trace(spec.model, tuple(spec.inputs.values()), check_trace=False)
+    traced.save(str(path))
+
+
+class Runner:
+    """Runs an exported file on numpy inputs: onnxruntime for ONNX, ``torch.jit.load`` for TorchScript."""
+
+    def __init__(self, fmt: str, path: Path) -> None:
+        self.fmt = fmt
+        if fmt == "onnx":
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        else:
+            self.module = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> list[np.ndarray]:
+        if self.fmt == "onnx":
+            return self.session.run(None, {k: v.numpy() for k, v in inputs.items()})
+        with torch.no_grad():
+            out = self.module(*inputs.values())
+        out = out if isinstance(out, (tuple, list)) else (out,)
+        return [o.numpy() for o in out]
+
+
+def eager(spec: ExportSpec, inputs: dict[str, torch.Tensor]) -> list[np.ndarray]:
+    with torch.no_grad():
+        out = spec.model(*inputs.values())
+    out = out if isinstance(out, (tuple, list)) else (out,)
+    return [o.float().numpy() for o in out]
+
+
+def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    return max(float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))) if x.size else 0.0
+               for x, y in zip(a, b))
+
+
+def latency_ms(fn: Callable[[], Any], repeats: int = 30, warmup: int = 5) -> float:
+    """Median wall time of ``fn`` in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return float(np.median(times))

@@ -1,0 +1,1 @@
+"""Torch-free runtimes for exported bundles: numpy, Pillow and onnxruntime only."""
