@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recipezoo.core import checkpoint as ckpt_io
-from recipezoo.core.errors import OutputExistsError
+from recipezoo.core.errors import CheckpointError, OutputExistsError
 from recipezoo.core.seed import seed_everything
 
 log = logging.getLogger("recipezoo")
@@ -45,22 +45,19 @@ def check_output_dir(out: Path, overwrite: bool) -> None:
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     """Instantiate the DataModule, fill ``cfg.data_info`` from it, then instantiate the LightningModule."""
     datamodule = instantiate(cfg.data)
+    saved: dict[str, Any] = {}
     if cfg.get("ckpt_path"):
-        # Resuming: the data must map to the checkpoint's labels (a clear error otherwise).
-        info = ckpt_io.config_of(ckpt_io.read(cfg.ckpt_path)).get("data_info", {})
-        if info.get("labels") and hasattr(datamodule, "labels"):
-            datamodule.labels = list(info["labels"])
+        # Resuming: the data must map onto the checkpoint's labels (the DataModule raises a clear error otherwise).
+        saved = dict(ckpt_io.config_of(ckpt_io.read(cfg.ckpt_path)).get("data_info", {}))
+        if saved.get("labels") and hasattr(datamodule, "labels"):
+            datamodule.labels = list(saved["labels"])
     datamodule.prepare_data()
     datamodule.setup("fit")
     with open_dict(cfg):
         cfg.data_info = datamodule.info
-    if cfg.get("ckpt_path"):
-        saved = ckpt_io.config_of(ckpt_io.read(cfg.ckpt_path)).get("data_info", {})
-        if saved.get("num_classes") not in (None, cfg.data_info.get("num_classes")):
-            from recipezoo.core.errors import CheckpointError
-
-            raise CheckpointError(f"label-count mismatch: the checkpoint has {saved['num_classes']} classes, the data "
-                                  f"{cfg.data_info['num_classes']}.")
+    if saved.get("num_classes") not in (None, cfg.data_info.get("num_classes")):
+        raise CheckpointError(f"label-count mismatch: the checkpoint {cfg.ckpt_path} has {saved['num_classes']} "
+                              f"classes, the data {cfg.data_info['num_classes']}.")
     return datamodule, instantiate(cfg.model, _convert_="all")
 
 
@@ -71,6 +68,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         The summary: run folder, checkpoint paths, best validation score, test metrics, wall time.
     """
     start = time.perf_counter()
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        # Lightning adds its own console handler when imported before logging is configured; route its messages
+        # through the run's handlers (console + train.log) instead, so each line appears once.
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
     out = Path(cfg.paths.output_dir)
     if cfg.get("train", True):
         check_output_dir(out, cfg.get("overwrite", False))
