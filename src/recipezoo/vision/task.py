@@ -32,7 +32,8 @@ class ImageClassifier(L.LightningModule):
         label_smoothing: cross-entropy label smoothing.
         mixup_alpha: MixUp strength; 0 disables.
         cutmix_alpha: CutMix strength; 0 disables (with both on, one is picked per batch).
-        channels_last: use the channels-last memory format (faster convolutions on GPU with mixed precision).
+        channels_last: use the channels-last memory format (faster convolutions on GPU with mixed precision);
+            ``auto`` turns it on when training on a CUDA device.
         compile: wrap the network in ``torch.compile``.
         labels: class names, in label-index order (saved with the model).
         preprocessing: the eval preprocessing (size, mean, std), carried into exports.
@@ -48,7 +49,7 @@ class ImageClassifier(L.LightningModule):
         label_smoothing: float = 0.0,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
-        channels_last: bool = False,
+        channels_last: bool | str = "auto",
         compile: bool = False,
         labels: list[str] | None = None,
         preprocessing: dict[str, Any] | None = None,
@@ -90,6 +91,8 @@ class ImageClassifier(L.LightningModule):
         return v2.RandomChoice(ops) if len(ops) > 1 else (ops[0] if ops else None)
 
     def setup(self, stage: str) -> None:
+        if self.channels_last == "auto":
+            self.channels_last = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
         if self.compile and stage == "fit":
@@ -100,7 +103,7 @@ class ImageClassifier(L.LightningModule):
         return [FineTuningCallback(self.policy)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> logits (B, num_classes)
-        if self.channels_last:
+        if self.channels_last is True:
             x = x.contiguous(memory_format=torch.channels_last)
         return getattr(self, "_compiled", self.net)(x)
 
