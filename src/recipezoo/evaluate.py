@@ -68,6 +68,8 @@ def evaluate(
     log.info("%s on %s: %s", Path(ckpt).name, split, ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"checkpoint": str(ckpt), "split": split, "metrics": metrics}, indent=2) + "\n")
+        out.write_text(json.dumps({"checkpoint": str(ckpt), "split": split, "metrics": metrics,
+                                   "labels": list(module.labels),
+                                   "confusion_matrix": getattr(module, "test_confusion_matrix", None)}, indent=2) + "\n")
     return metrics
 

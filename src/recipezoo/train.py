@@ -85,6 +85,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         callbacks_cfg.pop("progress_bar", None)
     if not cfg.trainer.get("enable_model_summary", True):
         callbacks_cfg.pop("model_summary", None)
+    if cfg.trainer.get("fast_dev_run"):  # a smoke test writes no checkpoints (Lightning would still save last.ckpt)
+        callbacks_cfg.pop("model_checkpoint", None)
     callbacks = _instantiate_all(callbacks_cfg)
     callbacks.append(ckpt_io.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
     loggers = _instantiate_all(cfg.get("logger"))

@@ -41,7 +41,8 @@ class ExportParityError(UserError):
 
 def close_matches(word: str, options: Iterable[str], n: int = 4) -> str:
     """Return a ``did you mean ...?`` hint, or an empty string when nothing is close."""
-    matches = difflib.get_close_matches(word, list(options), n=n, cutoff=0.5)
+    options = list(dict.fromkeys(options))  # the same name may come from several sources
+    matches = difflib.get_close_matches(word, options, n=n, cutoff=0.5)
     if not matches:
         # Substring matches catch "resnet" -> "vision/cifar10_resnet18", which difflib scores low.
         matches = [o for o in options if word.split("/")[-1] in o][:n]

@@ -136,11 +136,17 @@ def load_into(
         if k in state and state[k].shape != own[k].shape and not is_head(k)
     ]
     unexpected = [k for k in state if k not in own]
+    # Extra keys inside the model's own modules (layer1.2.* next to layer1.*) mean a deeper or different variant of
+    # the architecture (resnet34 weights for a resnet18): loading the common subset would silently mix networks.
+    own_top = {k.split(".")[0] for k in own if not is_head(k)}
+    foreign = [k for k in unexpected if k.split(".")[0] in own_top and not is_head(k)]
+    if foreign:
+        mismatched += [f"{k}: in the file, not in the model" for k in foreign]
     if missing or mismatched:
-        lines = [f"  shape  {m}" for m in mismatched[:10]] + [f"  missing {k}" for k in missing[:10]]
+        lines = [f"  mismatch {m}" for m in mismatched[:10]] + [f"  missing {k}" for k in missing[:10]]
         more = len(missing) + len(mismatched) - len(lines)
         raise PretrainedError(
-            f"{source} do not fit the model ({len(mismatched)} shape mismatches, {len(missing)} missing keys, "
+            f"{source} do not fit the model ({len(mismatched)} mismatched keys, {len(missing)} missing keys, "
             f"{len(unexpected)} unexpected keys); is it a file for another architecture?\n"
             + "\n".join(lines)
             + (f"\n  ... and {more} more" if more > 0 else "")

@@ -270,6 +270,8 @@ def create_model(
     source, bare = _resolve_source(name)
     if source == "recipezoo":
         net = MODELS[bare](num_classes, in_chans, **kwargs)
+        if pretrained and pretrained is not True and door.looks_like_path(pretrained):
+            door.load_state_dict(pretrained, weights_only)  # names a missing file clearly
         if pretrained is True or (pretrained and not door.is_local(pretrained)):
             raise PretrainedError(f"recipezoo's '{bare}' has no published weights; pass a local file "
                                   "(e.g. a checkpoint of an earlier run) or backbone.pretrained=false.")

@@ -143,8 +143,9 @@ class ImageClassifier(L.LightningModule):
         matrix = self.confusion.compute().cpu().tolist()  # reduced over ranks; rows = true, columns = predicted
         self.confusion.reset()
         self.test_confusion_matrix = matrix
-        if self.trainer.is_global_zero and not self.trainer.sanity_checking and self.trainer.log_dir:
-            path = Path(self.trainer.default_root_dir) / "test_confusion_matrix.csv"
+        # Written next to the run's metrics; a logger-less trainer (scripts/evaluate.py) writes no files.
+        if self.trainer.is_global_zero and self.trainer.loggers and self.trainer.log_dir:
+            path = Path(self.trainer.log_dir) / "test_confusion_matrix.csv"
             with open(path, "w", newline="") as f:
                 w = csv.writer(f)
                 w.writerow(["true\\predicted", *self.labels])
