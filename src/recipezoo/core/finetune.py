@@ -66,8 +66,9 @@ class FineTuningCallback(L.Callback):
         for i, block in enumerate(blocks):
             frozen = i < n_frozen
             _set_trainable(block, not frozen)
-            if frozen:
-                block.eval()  # frozen blocks keep their BatchNorm statistics and skip dropout
+            # Frozen blocks keep their BatchNorm statistics and skip dropout; unfrozen ones train normally again
+            # (Lightning does not reset train mode at each epoch).
+            block.train(not frozen)
         if self.policy.freeze_bn:
             for m in net.modules():
                 if isinstance(m, _BN):

@@ -94,18 +94,26 @@ def load_state_dict(path: str | os.PathLike, weights_only: bool = True) -> dict[
     return dict(obj)
 
 
-def _strip_prefixes(state: dict[str, torch.Tensor], target_keys: set[str]) -> dict[str, torch.Tensor]:
-    """Drop wrapper prefixes (``module.``, ``model.``, ...) while that makes more keys match the target."""
-    changed = True
-    while changed:
-        changed = False
-        matched = len(target_keys & state.keys())
-        for prefix in _PREFIXES:
-            stripped = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-            if len(target_keys & stripped.keys()) > matched:
-                state, changed = stripped, True
-                break
-    return state
+def _strip_prefixes(state: dict[str, torch.Tensor], target_keys: set[str], depth: int = 3) -> dict[str, torch.Tensor]:
+    """Drop wrapper prefixes (``module.``, ``net.model.``, ...): the chain of up to ``depth`` that matches most keys.
+
+    A search rather than a greedy strip, because intermediate steps can match nothing (``net.model.conv.weight``
+    matches only after both ``net.`` and ``model.`` are gone).
+    """
+    best, best_matched = state, len(target_keys & state.keys())
+    frontier = [state]
+    for _ in range(depth):
+        nxt = []
+        for s in frontier:
+            for prefix in _PREFIXES:
+                stripped = {k[len(prefix):]: v for k, v in s.items() if k.startswith(prefix)}
+                if stripped:
+                    nxt.append(stripped)
+                    matched = len(target_keys & stripped.keys())
+                    if matched > best_matched:
+                        best, best_matched = stripped, matched
+        frontier = nxt
+    return best
 
 
 def load_into(
