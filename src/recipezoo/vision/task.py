@@ -74,7 +74,9 @@ class ImageClassifier(L.LightningModule):
             }
             if num_classes > 5:
                 m["acc_top5"] = tm.Accuracy(task="multiclass", num_classes=num_classes, top_k=5)
-            return tm.MetricCollection(m, prefix=prefix)
+            # compute_groups=False: with groups on, torchmetrics shares one state between metrics whose states look
+            # alike, and top-5 accuracy's stat scores then leak into macro F1 (F1 = 1.0 beside 99% accuracy).
+            return tm.MetricCollection(m, prefix=prefix, compute_groups=False)
 
         self.train_metrics = tm.MetricCollection({"acc": tm.Accuracy(task="multiclass", num_classes=num_classes)},
                                                  prefix="train/")
