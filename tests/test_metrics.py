@@ -2,6 +2,7 @@
 
 import functools
 
+import pytest
 import torch
 
 from recipezoo.vision.models import create_model
@@ -18,7 +19,7 @@ def test_top1_top5_and_macro_f1_are_computed_independently() -> None:
     logits[wrong, 1] = 10.0
     module.test_metrics.update(logits, y)
     m = {k_: float(v) for k_, v in module.test_metrics.compute().items()}
-    assert m["test/acc"] == 18 / 20
+    assert m["test/acc"] == pytest.approx(18 / 20)
     assert m["test/acc_top5"] == 1.0
     # Class 0: precision 1, recall 0 -> F1 0; class 1: precision 2/4, recall 1 -> F1 2/3; others 1.
-    assert abs(m["test/f1"] - (0 + 2 / 3 + 8) / 10) < 1e-6
+    assert m["test/f1"] == pytest.approx((0 + 2 / 3 + 8) / 10)
