@@ -30,10 +30,17 @@ def preflight(argv: list[str]) -> None:
     check_recipe_args(argv, ROOT / "recipes")
     run_dir = explicit_run_dir(argv)
     # Hydra writes .hydra/ into the run folder before our code runs: refuse a used folder before that.
-    if (run_dir is not None and run_dir.is_dir() and any(run_dir.iterdir()) and "overwrite=true" not in argv
-            and "LOCAL_RANK" not in os.environ):
-        raise OutputExistsError(f"{run_dir} already holds files; nothing was overwritten. Choose another "
-                                "hydra.run.dir, or pass overwrite=true to write into it.")
+    if (
+        run_dir is not None
+        and run_dir.is_dir()
+        and any(run_dir.iterdir())
+        and "overwrite=true" not in argv
+        and "LOCAL_RANK" not in os.environ
+    ):
+        raise OutputExistsError(
+            f"{run_dir} already holds files; nothing was overwritten. Choose another "
+            "hydra.run.dir, or pass overwrite=true to write into it."
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Test metrics of a checkpoint on any split.
 
-    python scripts/evaluate.py ckpt=outputs/.../checkpoints/best.ckpt [split=test|val|train] [output=metrics.json]
-                               [data.root=/other/images ...]
+python scripts/evaluate.py ckpt=outputs/.../checkpoints/best.ckpt [split=test|val|train] [output=metrics.json]
+                           [data.root=/other/images ...]
 """
 
 import sys
@@ -13,7 +13,8 @@ from recipezoo.core.errors import ConfigError
 @exit_on_user_error
 def main(argv: list[str]) -> None:
     opts, overrides = parse_key_values(
-        argv, {"ckpt": None, "split": "test", "output": None, "accelerator": "auto"}, "evaluate")
+        argv, {"ckpt": None, "split": "test", "output": None, "accelerator": "auto"}, "evaluate"
+    )
     if not opts["ckpt"]:
         raise ConfigError("pass ckpt=<path to a .ckpt written by train.py>.")
     from recipezoo.evaluate import evaluate

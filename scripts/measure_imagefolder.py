@@ -30,8 +30,14 @@ def main(argv: list[str]) -> int:
     if not any(o.startswith("data.root=") for o in overrides):
         sys.exit("usage: python scripts/measure_imagefolder.py data.root=/path/to/images [overrides ...]")
     run_dir = Path(opts["run_dir"] or ROOT / "outputs" / "measure" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
-    cmd = [sys.executable, "train.py", f"+recipe={opts['recipe']}", *overrides, f"hydra.run.dir={run_dir}",
-           "trainer.enable_progress_bar=false"]
+    cmd = [
+        sys.executable,
+        "train.py",
+        f"+recipe={opts['recipe']}",
+        *overrides,
+        f"hydra.run.dir={run_dir}",
+        "trainer.enable_progress_bar=false",
+    ]
     print("$", " ".join(cmd[1:]), flush=True)
     start = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True)
@@ -41,8 +47,10 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(ROOT / "src"))
     from recipezoo.export import export
 
-    exports = {fmt: export(summary["best_checkpoint"], fmt, run_dir / "export" / fmt)["parity"]
-               for fmt in ("onnx", "torchscript")}
+    exports = {
+        fmt: export(summary["best_checkpoint"], fmt, run_dir / "export" / fmt)["parity"]
+        for fmt in ("onnx", "torchscript")
+    }
     import torch
 
     result = {
@@ -52,14 +60,17 @@ def main(argv: list[str]) -> int:
         "epochs": summary["epochs"],
         "train_wall_time_s": round(wall, 1),
         "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-                    + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", CPU only"),
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", CPU only"),
         "export": exports,
     }
     (run_dir / "measurement.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     acc = summary["test"].get("test/acc", 0.0)
-    print(f"\n| {opts['recipe']} | test acc {acc:.4f} | {result['train_wall_time_s']:.0f} s | {result['hardware']} | "
-          f"onnx diff {exports['onnx']['max_abs_diff']:.1e}, torchscript diff {exports['torchscript']['max_abs_diff']:.1e} |")
+    print(
+        f"\n| {opts['recipe']} | test acc {acc:.4f} | {result['train_wall_time_s']:.0f} s | {result['hardware']} | "
+        f"onnx diff {exports['onnx']['max_abs_diff']:.1e}, "
+        f"torchscript diff {exports['torchscript']['max_abs_diff']:.1e} |"
+    )
     if opts["target_acc"] is not None and acc < float(opts["target_acc"]):
         print(f"FAILED: test accuracy {acc:.4f} < target {opts['target_acc']}")
         return 1

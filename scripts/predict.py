@@ -1,7 +1,7 @@
 """Predict labels for images with a checkpoint or an exported bundle.
 
-    python scripts/predict.py ckpt=<.ckpt | export folder | model.onnx | model.pt> input=<image | folder | list.txt>
-                              [output=predictions.csv] [batch_size=64] [overwrite=false]
+python scripts/predict.py ckpt=<.ckpt | export folder | model.onnx | model.pt> input=<image | folder | list.txt>
+                          [output=predictions.csv] [batch_size=64] [overwrite=false]
 """
 
 import sys
@@ -13,10 +13,14 @@ from recipezoo.core.errors import ConfigError
 @exit_on_user_error
 def main(argv: list[str]) -> None:
     opts, overrides = parse_key_values(
-        argv, {"ckpt": None, "input": None, "output": "predictions.csv", "batch_size": 64, "overwrite": False},
-        "predict")
+        argv,
+        {"ckpt": None, "input": None, "output": "predictions.csv", "batch_size": 64, "overwrite": False},
+        "predict",
+    )
     if overrides:
-        raise ConfigError(f"predict takes no config overrides (got {overrides[0]}); preprocessing comes from the model.")
+        raise ConfigError(
+            f"predict takes no config overrides (got {overrides[0]}); preprocessing comes from the model."
+        )
     if not opts["ckpt"] or not opts["input"]:
         raise ConfigError("pass ckpt=<checkpoint or export folder> and input=<image, folder or list>.")
     from recipezoo.predict import predict

@@ -33,8 +33,12 @@ from tests.conftest import RECIPES, ROOT, TINY, compose_config
 
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "yellow": (230, 220, 20)}
 FOLDER = ["+recipe=vision/imagefolder_finetune", *TINY, "data.synthetic=false"]
-SHORT = ["trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
-         "trainer.limit_test_batches=1"]
+SHORT = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=1",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+]
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
@@ -67,8 +71,9 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def cli(args: Sequence[str], cwd: Path = ROOT, script: str = "train.py") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def assert_user_error(proc: subprocess.CompletedProcess) -> str:
@@ -146,8 +151,9 @@ def test_missing_data_folder(make_cfg: Any, tmp_path: Path) -> None:
 
 def test_cli_missing_data_folder(tmp_path: Path) -> None:
     missing = tmp_path / "no_such_folder"
-    proc = cli([*FOLDER, f"data.root={missing}", "trainer=cpu", "data.num_workers=0",
-                f"hydra.run.dir={tmp_path / 'run'}"])
+    proc = cli(
+        [*FOLDER, f"data.root={missing}", "trainer=cpu", "data.num_workers=0", f"hydra.run.dir={tmp_path / 'run'}"]
+    )
     line = assert_user_error(proc)
     assert str(missing) in line
     assert not (tmp_path / "run" / "checkpoints").exists()
@@ -182,16 +188,16 @@ def test_single_class_folder(make_cfg: Any, tmp_path: Path) -> None:
     assert "red" in str(e.value)
 
 
-def test_corrupt_image_is_skipped_with_warning(make_cfg: Any, tmp_path: Path,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_corrupt_image_is_skipped_with_warning(make_cfg: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = make_folder(tmp_path / "data", ["red", "green", "blue"], per_class=8)
     bad = root / "green" / "truncated.png"
     good = png_bytes((1, 2, 3))
     bad.write_bytes(good[: len(good) // 2])  # 1 of 25 images: under the default max_bad_fraction (5%)
     with caplog.at_level(logging.WARNING):
         dm = setup_data(make_cfg(*FOLDER, f"data.root={root}"))
-    warnings = [r.getMessage() for r in caplog.records
-                if r.levelno == logging.WARNING and "unreadable" in r.getMessage()]
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "unreadable" in r.getMessage()
+    ]
     assert len(warnings) == 1
     assert "Skipped 1 unreadable" in warnings[0] and str(bad) in warnings[0]
     items = [item for ds in dm.datasets.values() for item in ds.items]
@@ -211,8 +217,9 @@ def test_mostly_corrupt_folder_is_rejected(make_cfg: Any, tmp_path: Path) -> Non
     assert "9 of 15" in str(e.value)
 
 
-def test_label_count_mismatch_with_checkpoint(trained: dict[str, Path], tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_label_count_mismatch_with_checkpoint(
+    trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     data4 = make_folder(tmp_path / "data4", ["red", "green", "blue", "yellow"])
     with pytest.raises(DataError, match="label-count mismatch") as e:
@@ -220,16 +227,16 @@ def test_label_count_mismatch_with_checkpoint(trained: dict[str, Path], tmp_path
     assert "yellow" in str(e.value)
 
 
-def test_evaluate_unknown_data_key(trained: dict[str, Path], tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evaluate_unknown_data_key(trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="unknown data key 'data.rooot'") as e:
         evaluate(trained["ckpt"], "test", ["data.rooot=/x"])
     assert "root" in str(e.value)
 
 
-def test_evaluate_writes_nothing_it_was_not_asked_to(trained: dict[str, Path], tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evaluate_writes_nothing_it_was_not_asked_to(
+    trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """evaluate() writes only ``output``: a same-named file in the working directory is never replaced."""
     monkeypatch.chdir(tmp_path)
     mine = tmp_path / "test_confusion_matrix.csv"

@@ -26,8 +26,9 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 def make_module(finetune: dict[str, Any] | None = None, seed: int = 0, **kwargs: Any) -> ImageClassifier:
     torch.manual_seed(seed)
     net = create_model("convnet_tiny", 3, in_chans=3)
-    return ImageClassifier(net, 3, functools.partial(torch.optim.AdamW, lr=1e-2), finetune=finetune,
-                           channels_last=False, **kwargs)
+    return ImageClassifier(
+        net, 3, functools.partial(torch.optim.AdamW, lr=1e-2), finetune=finetune, channels_last=False, **kwargs
+    )
 
 
 def loader(seed: int = 0, n: int = 16) -> DataLoader:
@@ -37,11 +38,25 @@ def loader(seed: int = 0, n: int = 16) -> DataLoader:
     return DataLoader(TensorDataset(x, y), batch_size=8)
 
 
-def fit(module: ImageClassifier, max_epochs: int, callbacks: list[L.Callback] | None = None,
-        val: bool = False, **trainer_kwargs: Any) -> L.Trainer:
-    trainer = L.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=callbacks or [], num_sanity_val_steps=0, **trainer_kwargs)
+def fit(
+    module: ImageClassifier,
+    max_epochs: int,
+    callbacks: list[L.Callback] | None = None,
+    val: bool = False,
+    **trainer_kwargs: Any,
+) -> L.Trainer:
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks or [],
+        num_sanity_val_steps=0,
+        **trainer_kwargs,
+    )
     trainer.fit(module, loader(), loader(seed=1, n=8) if val else None)
     return trainer
 
@@ -130,8 +145,9 @@ def test_no_policy_trains_everything_from_the_first_epoch() -> None:
     rec = Recorder()
     fit(module, max_epochs=1, callbacks=[rec])
     assert rec.trainable[0] == [True, True] and rec.training[0] == [True, True]
-    assert all(changed(before, module.net)[k] for k in before if not k.endswith("num_batches_tracked")
-               and "running" not in k)
+    assert all(
+        changed(before, module.net)[k] for k in before if not k.endswith("num_batches_tracked") and "running" not in k
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -179,8 +195,7 @@ def test_freeze_bn_keeps_statistics_and_affine_parameters() -> None:
     rec = Recorder()
     # Validation in the middle of the epoch must not put BatchNorm back in train mode.
     fit(module, max_epochs=1, callbacks=[rec], val=True, val_check_interval=1)
-    bn_keys = [f"{name}.{k}" for name, m in module.net.named_modules() if isinstance(m, _BN)
-               for k in m.state_dict()]
+    bn_keys = [f"{name}.{k}" for name, m in module.net.named_modules() if isinstance(m, _BN) for k in m.state_dict()]
     assert len(bn_keys) == 2 * 5  # weight, bias, running_mean, running_var, num_batches_tracked
     diff = changed(before, module.net)
     assert not any(diff[k] for k in bn_keys), [k for k in bn_keys if diff[k]]
@@ -209,15 +224,19 @@ class TinyNet(nn.Module):
 
 def test_param_groups_learning_rates_and_weight_decay() -> None:
     net = TinyNet()
-    groups = param_groups(net.head, [net.b0, net.b1, net.b2], lr=0.1, weight_decay=0.05,
-                          backbone_lr_mult=0.5, layer_decay=0.8)
+    groups = param_groups(
+        net.head, [net.b0, net.b1, net.b2], lr=0.1, weight_decay=0.05, backbone_lr_mult=0.5, layer_decay=0.8
+    )
     by_name = {g["name"]: g for g in groups}
     expected_lr = {
-        "head": 0.1, "head_no_decay": 0.1,
+        "head": 0.1,
+        "head_no_decay": 0.1,
         # b2 owns only its bias (its weight is the head's): no decayed group.
         "backbone.2_no_decay": 0.1 * 0.5 * 0.8,
-        "backbone.1": 0.1 * 0.5 * 0.8**2, "backbone.1_no_decay": 0.1 * 0.5 * 0.8**2,
-        "backbone.0": 0.1 * 0.5 * 0.8**3, "backbone.0_no_decay": 0.1 * 0.5 * 0.8**3,
+        "backbone.1": 0.1 * 0.5 * 0.8**2,
+        "backbone.1_no_decay": 0.1 * 0.5 * 0.8**2,
+        "backbone.0": 0.1 * 0.5 * 0.8**3,
+        "backbone.0_no_decay": 0.1 * 0.5 * 0.8**3,
     }
     assert set(by_name) == set(expected_lr)
     for name, lr in expected_lr.items():
@@ -262,8 +281,7 @@ def test_image_classifier_optimizer_covers_every_parameter_once() -> None:
 # (e) schedules
 
 
-def lr_trace(make_scheduler, total_steps: int, lrs: tuple[float, ...] = (1.0,),
-             **kwargs: Any) -> list[list[float]]:
+def lr_trace(make_scheduler, total_steps: int, lrs: tuple[float, ...] = (1.0,), **kwargs: Any) -> list[list[float]]:
     """The learning rate of every group at steps 0..total_steps (stepped after every optimizer step)."""
     params = [nn.Parameter(torch.zeros(1)) for _ in lrs]
     opt = torch.optim.AdamW([{"params": [p], "lr": lr} for p, lr in zip(params, lrs)])

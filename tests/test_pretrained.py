@@ -109,8 +109,15 @@ def test_folder_holding_model_safetensors(tmp_path: Path, resnet18_state) -> Non
 @pytest.mark.parametrize("prefix", ["model.", "net.model.", "module."])
 def test_lightning_checkpoint_with_prefixed_keys(tmp_path: Path, resnet18_state, prefix: str) -> None:
     path = tmp_path / "run.ckpt"
-    torch.save({"epoch": 3, "global_step": 120, "pytorch-lightning_version": "2.6.0",
-                "state_dict": {prefix + k: v for k, v in resnet18_state.items()}}, path)
+    torch.save(
+        {
+            "epoch": 3,
+            "global_step": 120,
+            "pytorch-lightning_version": "2.6.0",
+            "state_dict": {prefix + k: v for k, v in resnet18_state.items()},
+        },
+        path,
+    )
     assert load_state_dict(path).keys() == {prefix + k for k in resnet18_state}
     assert_backbone_loaded(create_model("resnet18", num_classes=4, pretrained=str(path)), resnet18_state)
 

@@ -22,8 +22,12 @@ from recipezoo.export import export
 from recipezoo.train import run
 from tests.conftest import RECIPES, ROOT, TINY, compose_config
 
-SHORT = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-         "trainer.limit_test_batches=1"]
+SHORT = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+]
 
 
 def recipe_overrides(name: str) -> list[str]:
@@ -31,8 +35,7 @@ def recipe_overrides(name: str) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=RECIPES)
-def trained(request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, dict]:
+def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, dict]:
     """One tiny training run per recipe, shared by the train and export tests of that recipe."""
     name = request.param
     out = tmp_path_factory.mktemp(name.replace("/", "_")) / "run"
@@ -129,8 +132,11 @@ def test_train_augmentation_not_applied_at_eval(make_cfg: Any) -> None:
     dm.prepare_data()
     dm.setup("fit")
 
-    for name, loader_fn in (("val", dm.val_dataloader), ("test", dm.test_dataloader),
-                            ("eval(train)", lambda: dm.eval_dataloader("train"))):
+    for name, loader_fn in (
+        ("val", dm.val_dataloader),
+        ("test", dm.test_dataloader),
+        ("eval(train)", lambda: dm.eval_dataloader("train")),
+    ):
         a, b = _batches(loader_fn(), 0), _batches(loader_fn(), 1)
         assert len(a) == len(b) > 0
         for x, y in zip(a, b):

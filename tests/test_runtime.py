@@ -37,27 +37,25 @@ def random_image(w: int, h: int, source_mode: str, seed: int) -> Image.Image:
 
 PARITY_CASES = [
     # (width, height, source image mode, pp mode, resize, crop, interpolation)
-    (32, 32, "RGB", "RGB", 32, 32, "bilinear"),     # already the right size: no resize, no crop
-    (64, 48, "RGB", "RGB", 36, 32, "bilinear"),     # landscape, downscale, resize != crop
-    (48, 64, "RGB", "RGB", 36, 32, "bilinear"),     # portrait
-    (100, 37, "RGB", "RGB", 20, 16, "bicubic"),     # extreme aspect ratio
-    (7, 5, "RGB", "RGB", 24, 24, "bilinear"),       # tiny image, upscaled
-    (20, 20, "RGB", "RGB", 10, 16, "bilinear"),     # resized below the crop: zero padding
-    (13, 9, "RGB", "RGB", 6, 8, "nearest"),         # odd sizes, padding, nearest
-    (40, 30, "L", "L", 17, 15, "bilinear"),         # grayscale, odd crop offsets
-    (30, 41, "RGB", "L", 8, 8, "bilinear"),         # colour image into a grayscale model
-    (8, 8, "L", "L", 8, 8, "bilinear"),             # digits-sized
-    (33, 21, "RGBA", "RGB", 16, 16, "bicubic"),     # alpha dropped
-    (25, 25, "P", "RGB", 16, 12, "bilinear"),       # palette image
+    (32, 32, "RGB", "RGB", 32, 32, "bilinear"),  # already the right size: no resize, no crop
+    (64, 48, "RGB", "RGB", 36, 32, "bilinear"),  # landscape, downscale, resize != crop
+    (48, 64, "RGB", "RGB", 36, 32, "bilinear"),  # portrait
+    (100, 37, "RGB", "RGB", 20, 16, "bicubic"),  # extreme aspect ratio
+    (7, 5, "RGB", "RGB", 24, 24, "bilinear"),  # tiny image, upscaled
+    (20, 20, "RGB", "RGB", 10, 16, "bilinear"),  # resized below the crop: zero padding
+    (13, 9, "RGB", "RGB", 6, 8, "nearest"),  # odd sizes, padding, nearest
+    (40, 30, "L", "L", 17, 15, "bilinear"),  # grayscale, odd crop offsets
+    (30, 41, "RGB", "L", 8, 8, "bilinear"),  # colour image into a grayscale model
+    (8, 8, "L", "L", 8, 8, "bilinear"),  # digits-sized
+    (33, 21, "RGBA", "RGB", 16, 16, "bicubic"),  # alpha dropped
+    (25, 25, "P", "RGB", 16, 12, "bilinear"),  # palette image
 ]
 
 
 @pytest.mark.parametrize(("w", "h", "source_mode", "mode", "resize", "crop", "interp"), PARITY_CASES)
-def test_numpy_preprocess_matches_torchvision(tmp_path: Path, w, h, source_mode, mode, resize, crop,
-                                              interp) -> None:
+def test_numpy_preprocess_matches_torchvision(tmp_path: Path, w, h, source_mode, mode, resize, crop, interp) -> None:
     channels = 1 if mode == "L" else 3
-    pp = Preprocessing(mode, resize, crop, [0.485, 0.456, 0.406][:channels], [0.229, 0.224, 0.225][:channels],
-                       interp)
+    pp = Preprocessing(mode, resize, crop, [0.485, 0.456, 0.406][:channels], [0.229, 0.224, 0.225][:channels], interp)
     img = random_image(w, h, source_mode, seed=w * 100 + h)
     expected = eval_transform(pp)(img.convert(mode)).numpy()
     assert expected.shape == (channels, crop, crop)
@@ -83,8 +81,7 @@ def test_padding_is_zero_before_normalisation() -> None:
 
 
 def test_resolve_preprocessing_merges_over_backbone_defaults() -> None:
-    imagenet = {"crop_size": 224, "resize_size": 256, "mean": (0.485, 0.456, 0.406),
-                "std": (0.229, 0.224, 0.225)}
+    imagenet = {"crop_size": 224, "resize_size": 256, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
     pp = resolve_preprocessing(imagenet, image_size=112)
     assert (pp.crop_size, pp.resize_size) == (112, 128)  # keeps the 256/224 ratio
     assert pp.mean == pytest.approx([0.485, 0.456, 0.406])
@@ -110,8 +107,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from tests.conftest import compose_config
 
     tmp = tmp_path_factory.mktemp("runtime")
-    cfg = compose_config(["data.synthetic=true", "trainer.max_epochs=1", "trainer.limit_train_batches=2"],
-                         tmp / "run")
+    cfg = compose_config(["data.synthetic=true", "trainer.max_epochs=1", "trainer.limit_train_batches=2"], tmp / "run")
     summary = run(cfg)
     ckpt = Path(summary["best_checkpoint"])
     assert ckpt.is_file() and ckpt.parent == tmp / "run" / "checkpoints"
@@ -123,8 +119,15 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     shapes = [((8, 8), "L"), ((16, 16), "L"), ((20, 12), "RGB"), ((9, 14), "RGB"), ((31, 31), "RGBA")]
     for i, (size, mode) in enumerate(shapes):
         random_image(*size, "RGB", seed=i).convert(mode).save(images / f"img_{i}.png")
-    return {"ckpt": ckpt, "onnx": tmp / "onnx", "torchscript": tmp / "torchscript", "images": images,
-            "onnx_meta": onnx_meta, "ts_meta": ts_meta, "tmp": tmp}
+    return {
+        "ckpt": ckpt,
+        "onnx": tmp / "onnx",
+        "torchscript": tmp / "torchscript",
+        "images": images,
+        "onnx_meta": onnx_meta,
+        "ts_meta": ts_meta,
+        "tmp": tmp,
+    }
 
 
 def image_paths(bundle: dict[str, Path]) -> list[str]:
@@ -174,8 +177,14 @@ def test_onnx_bundle_predicts_without_torch(bundle) -> None:
 
     paths = image_paths(bundle)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", TORCH_FREE, str(bundle["onnx"]), *paths],
-                          capture_output=True, text=True, timeout=120, cwd=bundle["tmp"], env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", TORCH_FREE, str(bundle["onnx"]), *paths],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=bundle["tmp"],
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[0])
@@ -221,8 +230,13 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def test_predict_agrees_across_checkpoint_onnx_and_torchscript(bundle, tmp_path: Path) -> None:
     from recipezoo.predict import predict
 
-    sources = {"ckpt": bundle["ckpt"], "onnx": bundle["onnx"], "onnx_file": bundle["onnx"] / "model.onnx",
-               "torchscript": bundle["torchscript"], "torchscript_file": bundle["torchscript"] / "model.pt"}
+    sources = {
+        "ckpt": bundle["ckpt"],
+        "onnx": bundle["onnx"],
+        "onnx_file": bundle["onnx"] / "model.onnx",
+        "torchscript": bundle["torchscript"],
+        "torchscript_file": bundle["torchscript"] / "model.pt",
+    }
     tables = {}
     for name, source in sources.items():
         out = tmp_path / f"{name}.csv"
@@ -263,8 +277,7 @@ def _perturb_runner(monkeypatch: pytest.MonkeyPatch, delta: float) -> None:
 
 
 @pytest.mark.export
-def test_export_parity_failure_raises_with_the_measured_difference(bundle, tmp_path: Path,
-                                                                   monkeypatch) -> None:
+def test_export_parity_failure_raises_with_the_measured_difference(bundle, tmp_path: Path, monkeypatch) -> None:
     from recipezoo.core.errors import ExportParityError
     from recipezoo.export import export
 
@@ -314,9 +327,12 @@ PERTURBED_CLI = textwrap.dedent("""
 def test_export_cli_exits_non_zero_on_parity_failure(bundle, tmp_path: Path) -> None:
     out = tmp_path / "cli_bundle"
     proc = subprocess.run(
-        [sys.executable, "-c", PERTURBED_CLI, f"ckpt={bundle['ckpt']}", "format=torchscript",
-         f"output={out}"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+        [sys.executable, "-c", PERTURBED_CLI, f"ckpt={bundle['ckpt']}", "format=torchscript", f"output={out}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "error: torchscript export differs from eager PyTorch: max abs diff 0.25" in proc.stderr
     assert "Traceback" not in proc.stderr

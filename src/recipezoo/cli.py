@@ -52,8 +52,9 @@ def check_recipe_args(argv: Sequence[str], recipes_dir: Path) -> None:
         for one in value.split(","):  # multirun sweeps over recipes: +recipe=a,b
             one = one.strip().removesuffix(".yaml").removeprefix("recipes/")
             if one not in names:
-                raise ConfigError(f"unknown recipe '{one}'.{close_matches(one, names)} "
-                                  "List them with: python train.py list")
+                raise ConfigError(
+                    f"unknown recipe '{one}'.{close_matches(one, names)} List them with: python train.py list"
+                )
 
 
 def explicit_run_dir(argv: Sequence[str]) -> Path | None:
@@ -94,8 +95,11 @@ def parse_key_values(argv: Sequence[str], allowed: dict[str, Any], script: str) 
     overrides = []
     for arg in argv:
         if arg in ("-h", "--help"):
-            raise ConfigError(f"usage: python scripts/{script}.py " + " ".join(f"{k}={v}" for k, v in allowed.items())
-                              + " [data.<key>=value ...]")
+            raise ConfigError(
+                f"usage: python scripts/{script}.py "
+                + " ".join(f"{k}={v}" for k, v in allowed.items())
+                + " [data.<key>=value ...]"
+            )
         if "=" not in arg:
             raise ConfigError(f"expected key=value, got '{arg}' (e.g. ckpt=outputs/.../checkpoints/best.ckpt).")
         key, value = arg.split("=", 1)
@@ -104,8 +108,10 @@ def parse_key_values(argv: Sequence[str], allowed: dict[str, Any], script: str) 
         elif key in options:
             options[key] = OmegaConf.from_dotlist([f"v={value}"]).v if value != "" else None
         else:
-            raise ConfigError(f"unknown option '{key}' for {script}.{close_matches(key, options)} "
-                              f"Options: {', '.join(options)}; config overrides look like data.root=...")
+            raise ConfigError(
+                f"unknown option '{key}' for {script}.{close_matches(key, options)} "
+                f"Options: {', '.join(options)}; config overrides look like data.root=..."
+            )
     return options, overrides
 
 

@@ -51,25 +51,37 @@ def evaluate(
         if not key.startswith("data."):
             raise ConfigError(f"evaluate takes data.<key>=value overrides only, got '{ov}'.")
         try:
-            OmegaConf.update(data_cfg, key[len("data."):], OmegaConf.from_dotlist([f"v={value}"]).v, merge=True)
+            OmegaConf.update(data_cfg, key[len("data.") :], OmegaConf.from_dotlist([f"v={value}"]).v, merge=True)
         except (ConfigAttributeError, ConfigKeyError):
-            raise ConfigError(f"unknown data key '{key}'.{close_matches(key[5:], list(data_cfg))} "
-                              f"Keys: {', '.join(k for k in data_cfg if not k.startswith('_'))}.") from None
+            raise ConfigError(
+                f"unknown data key '{key}'.{close_matches(key[5:], list(data_cfg))} "
+                f"Keys: {', '.join(k for k in data_cfg if not k.startswith('_'))}."
+            ) from None
     OmegaConf.set_struct(data_cfg, False)
     data_cfg.labels = list(module.labels)  # map the data onto the checkpoint's label indices
     datamodule = instantiate(data_cfg)
     datamodule.prepare_data()
     datamodule.setup("test")
     loader = datamodule.eval_dataloader(split)
-    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
-                        enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False, enable_model_summary=False
+    )
     results = trainer.test(module, dataloaders=loader, verbose=False)[0]
     metrics = {f"{split}/{k.split('/', 1)[1]}": float(v) for k, v in results.items()}
     log.info("%s on %s: %s", Path(ckpt).name, split, ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"checkpoint": str(ckpt), "split": split, "metrics": metrics,
-                                   "labels": list(module.labels),
-                                   "confusion_matrix": getattr(module, "test_confusion_matrix", None)}, indent=2) + "\n")
+        out.write_text(
+            json.dumps(
+                {
+                    "checkpoint": str(ckpt),
+                    "split": split,
+                    "metrics": metrics,
+                    "labels": list(module.labels),
+                    "confusion_matrix": getattr(module, "test_confusion_matrix", None),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return metrics
-

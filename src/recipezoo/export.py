@@ -68,8 +68,9 @@ def export(
     out = Path(output).expanduser() if output else default_output(ckpt, format)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise OutputExistsError(f"{out} already holds files; nothing was overwritten. Pass output=<new folder> "
-                                    "or overwrite=true.")
+            raise OutputExistsError(
+                f"{out} already holds files; nothing was overwritten. Pass output=<new folder> or overwrite=true."
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -86,12 +87,18 @@ def export(
     other = spec.make_inputs(batch_size // 2 + 1) if spec.make_inputs else None  # another batch size
     if other is not None:
         diff = max(diff, max_abs_diff(eager(spec, other), runner(other)))
-    parity = {"max_abs_diff": diff, "tolerance": tolerance, "passed": diff <= tolerance,
-              "batch_sizes": [batch_size] + ([batch_size // 2 + 1] if other is not None else [])}
+    parity = {
+        "max_abs_diff": diff,
+        "tolerance": tolerance,
+        "passed": diff <= tolerance,
+        "batch_sizes": [batch_size] + ([batch_size // 2 + 1] if other is not None else []),
+    }
     if measure_latency and spec.make_inputs:
         one = spec.make_inputs(1)
-        parity["latency_ms_batch1"] = {"eager": round(latency_ms(lambda: eager(spec, one)), 3),
-                                       format: round(latency_ms(lambda: runner(one)), 3)}
+        parity["latency_ms_batch1"] = {
+            "eager": round(latency_ms(lambda: eager(spec, one)), 3),
+            format: round(latency_ms(lambda: runner(one)), 3),
+        }
 
     metadata = {
         "format": format,
@@ -100,8 +107,13 @@ def export(
         "source_checkpoint": str(Path(ckpt).expanduser().resolve()),
         "recipezoo_version": __version__,
         "torch_version": torch.__version__,
-        "inputs": {n: {"shape": [spec.dynamic_axes.get(n, {}).get(i, d) for i, d in enumerate(t.shape)],
-                       "dtype": str(t.dtype).removeprefix("torch.")} for n, t in spec.inputs.items()},
+        "inputs": {
+            n: {
+                "shape": [spec.dynamic_axes.get(n, {}).get(i, d) for i, d in enumerate(t.shape)],
+                "dtype": str(t.dtype).removeprefix("torch."),
+            }
+            for n, t in spec.inputs.items()
+        },
         "outputs": spec.output_names,
         **spec.metadata,
         "parity": parity,
@@ -111,10 +123,17 @@ def export(
         from recipezoo.runtime import vision as runtime
 
         shutil.copy(runtime.__file__, out / "loader.py")
-    log.info("Parity %s vs eager: max abs diff %.3g (tolerance %.0e)%s", format, diff, tolerance,
-             f"; batch-1 latency {parity['latency_ms_batch1']}" if "latency_ms_batch1" in parity else "")
+    log.info(
+        "Parity %s vs eager: max abs diff %.3g (tolerance %.0e)%s",
+        format,
+        diff,
+        tolerance,
+        f"; batch-1 latency {parity['latency_ms_batch1']}" if "latency_ms_batch1" in parity else "",
+    )
     if not parity["passed"]:
-        raise ExportParityError(f"{format} export differs from eager PyTorch: max abs diff {diff:.3g} > tolerance "
-                                f"{tolerance:g}. The files are in {out} for inspection.")
+        raise ExportParityError(
+            f"{format} export differs from eager PyTorch: max abs diff {diff:.3g} > tolerance "
+            f"{tolerance:g}. The files are in {out} for inspection."
+        )
     log.info("Bundle written to %s", out)
     return metadata

@@ -57,8 +57,9 @@ class _Predictor:
         elif (bundle / "metadata.json").exists():
             meta = json.loads((bundle / "metadata.json").read_text())
             if meta.get("task") != "image_classification":
-                raise ConfigError(f"{bundle} is a '{meta.get('task')}' bundle; this predictor handles image "
-                                  "classification.")
+                raise ConfigError(
+                    f"{bundle} is a '{meta.get('task')}' bundle; this predictor handles image classification."
+                )
             self.labels, self.preprocessing, self.kind = meta["labels"], meta["preprocessing"], meta["format"]
             model_file = bundle / meta["model_file"]
             if self.kind == "onnx":
@@ -95,15 +96,16 @@ def predict(
     """
     out = Path(os.path.expanduser(str(output)))
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} already exists; nothing was overwritten. Pass output=<new file> or "
-                                "overwrite=true.")
+        raise OutputExistsError(
+            f"{out} already exists; nothing was overwritten. Pass output=<new file> or overwrite=true."
+        )
     predictor = _Predictor(ckpt)
     files = list_inputs(input)
     rows: list[dict[str, Any]] = []
     bad: list[str] = []
     for i in range(0, len(files), batch_size):
         arrays, paths = [], []
-        for f in files[i:i + batch_size]:
+        for f in files[i : i + batch_size]:
             try:
                 arrays.append(preprocess(f, predictor.preprocessing))
                 paths.append(f)
@@ -114,10 +116,18 @@ def predict(
         proba = predictor(np.stack(arrays).astype(np.float32))
         for f, p in zip(paths, proba):
             k = int(p.argmax())
-            rows.append({"path": str(f), "prediction": predictor.labels[k], "confidence": float(p[k]),
-                         **{f"prob_{name}": float(v) for name, v in zip(predictor.labels, p)}})
+            rows.append(
+                {
+                    "path": str(f),
+                    "prediction": predictor.labels[k],
+                    "confidence": float(p[k]),
+                    **{f"prob_{name}": float(v) for name, v in zip(predictor.labels, p)},
+                }
+            )
     if bad:
-        log.warning("Skipped %d unreadable file(s): %s", len(bad), ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""))
+        log.warning(
+            "Skipped %d unreadable file(s): %s", len(bad), ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+        )
     if not rows:
         raise DataError(f"none of the {len(files)} input file(s) could be read as an image.")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -35,11 +35,14 @@ def check_output_dir(out: Path, overwrite: bool) -> None:
     """Refuse to train into a folder that already holds a run's checkpoints or summary."""
     if overwrite or is_ddp_child():
         return
-    taken = [p.name for p in (out / "checkpoints", out / "summary.json") if p.exists() and
-             (p.is_file() or any(p.iterdir()))]
+    taken = [
+        p.name for p in (out / "checkpoints", out / "summary.json") if p.exists() and (p.is_file() or any(p.iterdir()))
+    ]
     if taken:
-        raise OutputExistsError(f"{out} already holds a run ({', '.join(taken)}); nothing was overwritten. Choose "
-                                "another hydra.run.dir, or pass overwrite=true to replace it.")
+        raise OutputExistsError(
+            f"{out} already holds a run ({', '.join(taken)}); nothing was overwritten. Choose "
+            "another hydra.run.dir, or pass overwrite=true to replace it."
+        )
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
@@ -56,8 +59,10 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     with open_dict(cfg):
         cfg.data_info = datamodule.info
     if saved.get("num_classes") not in (None, cfg.data_info.get("num_classes")):
-        raise CheckpointError(f"label-count mismatch: the checkpoint {cfg.ckpt_path} has {saved['num_classes']} "
-                              f"classes, the data {cfg.data_info['num_classes']}.")
+        raise CheckpointError(
+            f"label-count mismatch: the checkpoint {cfg.ckpt_path} has {saved['num_classes']} "
+            f"classes, the data {cfg.data_info['num_classes']}."
+        )
     return datamodule, instantiate(cfg.model, _convert_="all")
 
 
@@ -99,8 +104,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
     test_metrics: dict[str, float] = {}
     if cfg.get("test", True):
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True,
-                               verbose=trainer.is_global_zero)
+        results = trainer.test(
+            module, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=trainer.is_global_zero
+        )
         test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
 
     # Steps taken by every rank (gathered so the summary shows that all of them trained).
@@ -109,11 +115,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "recipe": cfg.get("recipe_name"),
         "run_dir": str(out),
         "best_checkpoint": best,
-        "last_checkpoint": (str(Path(ckpt_cb.dirpath) / "last.ckpt")
-                            if ckpt_cb is not None and ckpt_cb.dirpath and (Path(ckpt_cb.dirpath) / "last.ckpt").exists()
-                            else None),
+        "last_checkpoint": (
+            str(Path(ckpt_cb.dirpath) / "last.ckpt")
+            if ckpt_cb is not None and ckpt_cb.dirpath and (Path(ckpt_cb.dirpath) / "last.ckpt").exists()
+            else None
+        ),
         "monitor": cfg.monitor.metric,
-        "best_score": float(ckpt_cb.best_model_score) if ckpt_cb is not None and ckpt_cb.best_model_score is not None
+        "best_score": float(ckpt_cb.best_model_score)
+        if ckpt_cb is not None and ckpt_cb.best_model_score is not None
         else None,
         "epochs": trainer.current_epoch,
         "global_steps_per_rank": steps,
@@ -131,8 +140,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 def _report(summary: dict[str, Any], out: Path) -> None:
     lines = [f"Run folder:       {out}"]
     if summary["best_checkpoint"]:
-        lines.append(f"Best checkpoint:  {summary['best_checkpoint']} ({summary['monitor']}="
-                     f"{summary['best_score']:.4f})" if summary["best_score"] is not None else "")
+        lines.append(
+            f"Best checkpoint:  {summary['best_checkpoint']} ({summary['monitor']}={summary['best_score']:.4f})"
+            if summary["best_score"] is not None
+            else ""
+        )
     if summary["last_checkpoint"]:
         lines.append(f"Last checkpoint:  {summary['last_checkpoint']}")
     if (out / "metrics.csv").exists():

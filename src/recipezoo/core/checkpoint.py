@@ -46,8 +46,9 @@ def read(path: str | os.PathLike, weights_only: bool = True) -> dict[str, Any]:
     except Exception as e:
         raise CheckpointError(f"cannot read checkpoint {p}: {str(e).splitlines()[0][:200]}") from None
     if not isinstance(ckpt, dict) or KEY not in ckpt or "state_dict" not in ckpt:
-        raise CheckpointError(f"{p} is not a recipezoo checkpoint (no '{KEY}' config inside); pass a .ckpt "
-                              "written by train.py.")
+        raise CheckpointError(
+            f"{p} is not a recipezoo checkpoint (no '{KEY}' config inside); pass a .ckpt written by train.py."
+        )
     return ckpt
 
 

@@ -54,15 +54,17 @@ def stratified_split(
             parts.append([])
             continue
         if n >= len(remaining):
-            raise DataError(f"{what}: {len(remaining)} examples are too few to split off {frac:.0%}; "
-                            "add data or lower the split fractions.")
+            raise DataError(
+                f"{what}: {len(remaining)} examples are too few to split off {frac:.0%}; "
+                "add data or lower the split fractions."
+            )
         try:
-            rest, part, rest_labels, _ = train_test_split(remaining, remaining_labels, test_size=n,
-                                                          random_state=seed, stratify=remaining_labels)
+            rest, part, rest_labels, _ = train_test_split(
+                remaining, remaining_labels, test_size=n, random_state=seed, stratify=remaining_labels
+            )
         except ValueError:
             log.warning("%s: some classes are too small to stratify the split; splitting at random.", what)
-            rest, part, rest_labels, _ = train_test_split(remaining, remaining_labels, test_size=n,
-                                                          random_state=seed)
+            rest, part, rest_labels, _ = train_test_split(remaining, remaining_labels, test_size=n, random_state=seed)
         parts.append(sorted(part))
         remaining, remaining_labels = rest, rest_labels
     return [sorted(remaining)] + parts

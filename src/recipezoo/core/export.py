@@ -49,16 +49,21 @@ def export_onnx(spec: ExportSpec, path: Path, opset: int = 18) -> None:
     """Write ``spec.model`` as ONNX with the dynamic axes of ``spec`` (torch.export-based exporter)."""
     args = tuple(spec.inputs.values())
     names = list(spec.inputs)
-    dynamic_shapes = {
-        n: {axis: torch.export.Dim.DYNAMIC for axis in spec.dynamic_axes.get(n, {})} for n in names
-    }
+    dynamic_shapes = {n: {axis: torch.export.Dim.DYNAMIC for axis in spec.dynamic_axes.get(n, {})} for n in names}
     # torch.export names inputs after the forward() parameters; map ours onto them positionally.
     import inspect
 
     params = [p for p in inspect.signature(spec.model.forward).parameters][: len(names)]
     program = torch.onnx.export(
-        spec.model, args, dynamo=True, input_names=names, output_names=spec.output_names, opset_version=opset,
-        dynamic_shapes={p: dynamic_shapes[n] for p, n in zip(params, names)}, external_data=False, verbose=False,
+        spec.model,
+        args,
+        dynamo=True,
+        input_names=names,
+        output_names=spec.output_names,
+        opset_version=opset,
+        dynamic_shapes={p: dynamic_shapes[n] for p, n in zip(params, names)},
+        external_data=False,
+        verbose=False,
     )
     program.save(str(path))
 
@@ -101,8 +106,9 @@ def eager(spec: ExportSpec, inputs: dict[str, torch.Tensor]) -> list[np.ndarray]
 
 
 def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    return max(float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))) if x.size else 0.0
-               for x, y in zip(a, b))
+    return max(
+        float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))) if x.size else 0.0 for x, y in zip(a, b)
+    )
 
 
 def latency_ms(fn: Callable[[], Any], repeats: int = 30, warmup: int = 5) -> float:

@@ -83,7 +83,9 @@ def cosine(
     warm = _warmup_steps(total_steps, warmup_steps, warmup_fraction)
     return LambdaLR(
         optimizer,
-        _warmup_then(lambda t: min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)), warm, total_steps),
+        _warmup_then(
+            lambda t: min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)), warm, total_steps
+        ),
     )
 
 
@@ -112,5 +114,6 @@ def one_cycle(
 ) -> LRScheduler:
     """torch's OneCycleLR peaking at each group's configured learning rate."""
     max_lr = [g["lr"] for g in optimizer.param_groups]
-    return OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(1, total_steps), pct_start=pct_start,
-                      div_factor=div_factor)
+    return OneCycleLR(
+        optimizer, max_lr=max_lr, total_steps=max(1, total_steps), pct_start=pct_start, div_factor=div_factor
+    )

@@ -44,8 +44,9 @@ def looks_like_path(pretrained: Any) -> bool:
 
 def offline_hint(what: str, error: BaseException) -> PretrainedError:
     """The error for a hub download that failed, saying how to pass a local copy instead."""
+    reason = (str(error).splitlines() or [""])[0][:160]
     return PretrainedError(
-        f"could not download pretrained weights for {what} ({type(error).__name__}: {str(error).splitlines()[0][:160]}). "
+        f"could not download pretrained weights for {what} ({type(error).__name__}: {reason}). "
         f"Without network access, download them on a connected machine and pass the local file or folder: "
         f"backbone.pretrained=/path/to/weights.pth (or .safetensors / a Hugging Face folder)."
     )
@@ -106,7 +107,7 @@ def _strip_prefixes(state: dict[str, torch.Tensor], target_keys: set[str], depth
         nxt = []
         for s in frontier:
             for prefix in _PREFIXES:
-                stripped = {k[len(prefix):]: v for k, v in s.items() if k.startswith(prefix)}
+                stripped = {k[len(prefix) :]: v for k, v in s.items() if k.startswith(prefix)}
                 if stripped:
                     nxt.append(stripped)
                     matched = len(target_keys & stripped.keys())
@@ -160,11 +161,15 @@ def load_into(
             + (f"\n  ... and {more} more" if more > 0 else "")
         )
     head = [k for k in own if is_head(k) and (k not in state or state[k].shape != own[k].shape)]
-    loadable = {k: v for k, v in state.items() if k in own and not (k in head)}
+    loadable = {k: v for k, v in state.items() if k in own and k not in head}
     model.load_state_dict(loadable, strict=False)
     if head:
         log.info("Classifier head re-initialised for the new label count: %s", ", ".join(head))
     if unexpected:
-        log.info("Ignored %d keys of %s that the model does not have: %s", len(unexpected), source,
-                 ", ".join(unexpected[:5]) + (" ..." if len(unexpected) > 5 else ""))
+        log.info(
+            "Ignored %d keys of %s that the model does not have: %s",
+            len(unexpected),
+            source,
+            ", ".join(unexpected[:5]) + (" ..." if len(unexpected) > 5 else ""),
+        )
     return {"loaded": sorted(loadable), "head_reinitialised": head, "unexpected": unexpected}

@@ -25,8 +25,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
-             "nearest": Image.Resampling.NEAREST}
+_RESAMPLE = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
 
 
 def preprocess(image: Any, pp: dict[str, Any]) -> np.ndarray:
@@ -95,7 +98,7 @@ class OnnxImageClassifier:
         """Class probabilities, ``(N, num_classes)``."""
         out = []
         for i in range(0, len(images), batch_size):
-            x = np.stack([preprocess(im, self.preprocessing) for im in images[i:i + batch_size]])
+            x = np.stack([preprocess(im, self.preprocessing) for im in images[i : i + batch_size]])
             out.append(softmax(self.session.run(None, {self.input_name: x})[0]))
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
 

@@ -28,8 +28,16 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 SPLITS = ("train", "val", "test")
-_SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                  "dev": "val", "test": "test", "testing": "test"}
+_SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 
 def open_image(item: Any, mode: str) -> Image.Image:
@@ -108,14 +116,22 @@ class ImageDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.preprocessing: Preprocessing = resolve_preprocessing(
-            default_preprocessing(backbone, pretrained), mode, image_size, resize_size,
-            list(mean) if mean else None, list(std) if std else None,
+            default_preprocessing(backbone, pretrained),
+            mode,
+            image_size,
+            resize_size,
+            list(mean) if mean else None,
+            list(std) if std else None,
         )
         self.augment = dict(augment or {})
         self.batch_size = batch_size
         self.loader_kwargs = loader_settings(num_workers, pin_memory)
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
-        self.synthetic, self.synthetic_classes, self.synthetic_per_class = synthetic, synthetic_classes, synthetic_per_class
+        self.synthetic, self.synthetic_classes, self.synthetic_per_class = (
+            synthetic,
+            synthetic_classes,
+            synthetic_per_class,
+        )
         self.labels: list[str] | None = list(labels) if labels else None
         self.datasets: dict[str, ImageDataset] = {}
 
@@ -137,7 +153,7 @@ class ImageDataModule(L.LightningDataModule):
                     img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
                     half = size // 2
                     y, x = (c % 2) * half, ((c // 2) % 2) * half
-                    img[y:y + half, x:x + half, c % 3] = 255
+                    img[y : y + half, x : x + half, c % 3] = 255
                     items.append(img)
                     names.append(f"class_{c}")
             splits[split] = (items, names)
@@ -161,15 +177,18 @@ class ImageDataModule(L.LightningDataModule):
                     "checkpoint's classes, or train a new model."
                 )
         if len(self.labels) < 2:
-            raise DataError(f"{self.describe()} has only one class ({self.labels}); a classifier needs at least 2 "
-                            "classes, one sub-folder per class.")
+            raise DataError(
+                f"{self.describe()} has only one class ({self.labels}); a classifier needs at least 2 "
+                "classes, one sub-folder per class."
+            )
         index = {n: i for i, n in enumerate(self.labels)}
         pp = self.preprocessing
         tf_train = train_transform(pp, **self.augment)
         tf_eval = eval_transform(pp)
         for split, (items, names) in raw.items():
-            self.datasets[split] = ImageDataset(items, [index[n] for n in names],
-                                                tf_train if split == "train" else tf_eval, pp.mode)
+            self.datasets[split] = ImageDataset(
+                items, [index[n] for n in names], tf_train if split == "train" else tf_eval, pp.mode
+            )
         counts = {s: len(d) for s, d in self.datasets.items()}
         log.info("%s: %d classes, %s images", self.describe(), len(self.labels), counts)
 
@@ -199,14 +218,23 @@ class ImageDataModule(L.LightningDataModule):
     @property
     def info(self) -> dict[str, Any]:
         """What the model and exports need to know about this data (after ``setup``)."""
-        return {"num_classes": self.num_classes, "labels": list(self.labels or []),
-                "in_chans": self.preprocessing.channels, "preprocessing": self.preprocessing.to_dict()}
+        return {
+            "num_classes": self.num_classes,
+            "labels": list(self.labels or []),
+            "in_chans": self.preprocessing.channels,
+            "preprocessing": self.preprocessing.to_dict(),
+        }
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         if split not in self.datasets:
             self.setup()
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
-                          drop_last=shuffle and len(self.datasets[split]) > self.batch_size, **self.loader_kwargs)
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle and len(self.datasets[split]) > self.batch_size,
+            **self.loader_kwargs,
+        )
 
     def eval_dataloader(self, split: str) -> DataLoader:
         """Any split with the eval transform (no augmentation, no shuffling): for evaluation and prediction."""
@@ -250,8 +278,10 @@ class ImageFolderDataModule(ImageDataModule):
 
     def load_splits(self) -> dict[str, tuple[list[Any], list[str]]]:
         if not self.root:
-            raise ConfigError("no image folder given: pass data.root=/path/to/images (one sub-folder per class), "
-                              "or data.synthetic=true to try the recipe on generated images.")
+            raise ConfigError(
+                "no image folder given: pass data.root=/path/to/images (one sub-folder per class), "
+                "or data.synthetic=true to try the recipe on generated images."
+            )
         root = Path(os.path.expanduser(str(self.root)))
         if not root.is_dir():
             raise DataError(f"image folder not found: {root}. Pass data.root=<folder with one sub-folder per class>.")
@@ -288,15 +318,19 @@ class ImageFolderDataModule(ImageDataModule):
         good = sum(len(i) for i, _, _ in splits.values())
         bad = [b for _, _, bs in splits.values() for b in bs]
         if good == 0:
-            raise DataError(f"image folder {self.root} holds no readable images ({len(bad)} unreadable); "
-                            f"expected {', '.join(IMAGE_EXTENSIONS[:5])} ... files in <root>/<label>/.")
+            raise DataError(
+                f"image folder {self.root} holds no readable images ({len(bad)} unreadable); "
+                f"expected {', '.join(IMAGE_EXTENSIONS[:5])} ... files in <root>/<label>/."
+            )
         if not bad:
             return
         frac = len(bad) / (good + len(bad))
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         if frac > self.max_bad_fraction:
-            raise DataError(f"{len(bad)} of {good + len(bad)} images in {self.root} cannot be read ({frac:.1%} > "
-                            f"data.max_bad_fraction={self.max_bad_fraction}): {shown}")
+            raise DataError(
+                f"{len(bad)} of {good + len(bad)} images in {self.root} cannot be read ({frac:.1%} > "
+                f"data.max_bad_fraction={self.max_bad_fraction}): {shown}"
+            )
         log.warning("Skipped %d unreadable image(s) in %s: %s", len(bad), self.root, shown)
 
 
@@ -349,8 +383,10 @@ class TorchvisionDataModule(ImageDataModule):
         try:
             return getattr(tvd, self.name)(os.path.expanduser(self.root), train=train, download=self.download)
         except RuntimeError as e:
-            raise DataError(f"{self.name} not found under {self.root} ({e}). Pass data.download=true (needs network) "
-                            f"or data.root=<folder holding the dataset>.") from None
+            raise DataError(
+                f"{self.name} not found under {self.root} ({e}). Pass data.download=true (needs network) "
+                f"or data.root=<folder holding the dataset>."
+            ) from None
 
     def prepare_data(self) -> None:
         if self.download and not self.synthetic:

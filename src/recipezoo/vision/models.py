@@ -36,8 +36,9 @@ class Classifier(nn.Module):
         default_preprocessing: input size, mean and std the weights expect.
     """
 
-    def __init__(self, model: nn.Module, head_name: str, default_preprocessing: dict[str, Any],
-                 blocks: str | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, head_name: str, default_preprocessing: dict[str, Any], blocks: str | None = None
+    ) -> None:
         super().__init__()
         self.model = model
         self.head_name = head_name
@@ -58,8 +59,11 @@ class Classifier(nn.Module):
         top = self.head_name.split(".")[0]
         blocks = [m for n, m in self.model.named_children() if n != top and any(True for _ in m.parameters())]
         if top != self.head_name:  # head nested in a container (``classifier.1``): its siblings are backbone too
-            blocks += [m for n, m in self.model.get_submodule(top).named_children()
-                       if f"{top}.{n}" != self.head_name and any(True for _ in m.parameters())]
+            blocks += [
+                m
+                for n, m in self.model.get_submodule(top).named_children()
+                if f"{top}.{n}" != self.head_name and any(True for _ in m.parameters())
+            ]
         return blocks
 
 
@@ -78,8 +82,14 @@ class ConvNet(nn.Module):
         dropout: dropout before the classifier.
     """
 
-    def __init__(self, num_classes: int, in_chans: int = 3, widths: tuple[int, ...] = (32, 64, 128),
-                 convs_per_stage: int = 2, dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        in_chans: int = 3,
+        widths: tuple[int, ...] = (32, 64, 128),
+        convs_per_stage: int = 2,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         stages, c = [], in_chans
         for w in widths:
@@ -101,8 +111,9 @@ def _convnet(widths: tuple[int, ...], convs: int, size: int) -> Callable[..., Cl
     def build(num_classes: int, in_chans: int = 3, **kwargs: Any) -> Classifier:
         net = ConvNet(num_classes, in_chans, widths, convs, **kwargs)
         # Stages are the blocks the fine-tuning policy freezes and decays.
-        return Classifier(net, "fc", {"crop_size": size, "resize_size": size, "mean": None, "std": None},
-                          blocks="features")
+        return Classifier(
+            net, "fc", {"crop_size": size, "resize_size": size, "mean": None, "std": None}, blocks="features"
+        )
 
     build.size = size  # type: ignore[attr-defined]
     return build
@@ -123,7 +134,7 @@ MODELS: dict[str, Callable[..., Classifier]] = {
 def _split_source(name: str) -> tuple[str | None, str]:
     for source in ("torchvision", "timm"):
         if name.startswith(source + ":"):
-            return source, name[len(source) + 1:]
+            return source, name[len(source) + 1 :]
     return None, name
 
 
@@ -142,8 +153,10 @@ def _resolve_source(name: str) -> tuple[str, str]:
     if timm.is_model(bare) or bare.startswith("hf-hub:"):
         return "timm", bare
     options = list(MODELS) + torchvision.models.list_models(module=torchvision.models) + timm.list_models()
-    raise ConfigError(f"unknown backbone '{name}'.{close_matches(bare, options)} "
-                      "Names come from recipezoo, torchvision or timm (prefix 'timm:' or 'torchvision:' to choose).")
+    raise ConfigError(
+        f"unknown backbone '{name}'.{close_matches(bare, options)} "
+        "Names come from recipezoo, torchvision or timm (prefix 'timm:' or 'torchvision:' to choose)."
+    )
 
 
 def _last_linear(model: nn.Module) -> str:
@@ -159,14 +172,17 @@ def _torchvision(name: str, num_classes: int, in_chans: int, pretrained: Any, we
     if in_chans != 3:
         raise ConfigError(f"torchvision backbone '{name}' takes 3-channel images; set data.mode=RGB.")
     weights = None
-    if pretrained is True or (isinstance(pretrained, str) and not door.is_local(pretrained)
-                              and not door.looks_like_path(pretrained)):
+    if pretrained is True or (
+        isinstance(pretrained, str) and not door.is_local(pretrained) and not door.looks_like_path(pretrained)
+    ):
         enum = get_model_weights(name)
         try:
             weights = enum.DEFAULT if pretrained is True else enum[pretrained.split(".")[-1]]
         except KeyError:
-            raise PretrainedError(f"'{pretrained}' is not a weights name for {name}; choose one of "
-                                  f"{', '.join(w.name for w in enum)}, or pass a local file.") from None
+            raise PretrainedError(
+                f"'{pretrained}' is not a weights name for {name}; choose one of "
+                f"{', '.join(w.name for w in enum)}, or pass a local file."
+            ) from None
     model = get_model(name, weights=None, num_classes=num_classes)
     head = _last_linear(model)
     meta: dict[str, Any] = {"crop_size": 224, "resize_size": 256, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
@@ -177,19 +193,25 @@ def _torchvision(name: str, num_classes: int, in_chans: int, pretrained: Any, we
             raise door.offline_hint(f"torchvision {name} ({weights})", e) from None
         door.load_into(model, state, head_prefixes=(head,), source=f"{weights}")
         tf = weights.transforms()
-        meta = {"crop_size": int(tf.crop_size[0]), "resize_size": int(tf.resize_size[0]),
-                "mean": tuple(tf.mean), "std": tuple(tf.std)}
+        meta = {
+            "crop_size": int(tf.crop_size[0]),
+            "resize_size": int(tf.resize_size[0]),
+            "mean": tuple(tf.mean),
+            "std": tuple(tf.std),
+        }
     elif pretrained:
-        door.load_into(model, door.load_state_dict(pretrained, weights_only), head_prefixes=(head,),
-                       source=str(pretrained))
+        door.load_into(
+            model, door.load_state_dict(pretrained, weights_only), head_prefixes=(head,), source=str(pretrained)
+        )
     return Classifier(model, head, meta)
 
 
 def _timm(name: str, num_classes: int, in_chans: int, pretrained: Any, weights_only: bool) -> Classifier:
     import timm
 
-    hub = pretrained is True or (isinstance(pretrained, str) and not door.is_local(pretrained)
-                                 and not door.looks_like_path(pretrained))
+    hub = pretrained is True or (
+        isinstance(pretrained, str) and not door.is_local(pretrained) and not door.looks_like_path(pretrained)
+    )
     kwargs: dict[str, Any] = {"num_classes": num_classes, "in_chans": in_chans}
     if hub and isinstance(pretrained, str):
         name = pretrained if pretrained.startswith("hf-hub:") else f"{name}.{pretrained}"
@@ -202,12 +224,17 @@ def _timm(name: str, num_classes: int, in_chans: int, pretrained: Any, weights_o
     head = model.default_cfg.get("classifier") or _last_linear(model)
     head = head[0] if isinstance(head, (list, tuple)) else head
     if pretrained and not hub:
-        door.load_into(model, door.load_state_dict(pretrained, weights_only), head_prefixes=(head,),
-                       source=str(pretrained))
+        door.load_into(
+            model, door.load_state_dict(pretrained, weights_only), head_prefixes=(head,), source=str(pretrained)
+        )
     cfg = timm.data.resolve_data_config(model=model)
     crop = int(cfg["input_size"][-1])
-    meta = {"crop_size": crop, "resize_size": int(round(crop / cfg.get("crop_pct", 0.875))),
-            "mean": tuple(cfg["mean"]), "std": tuple(cfg["std"])}
+    meta = {
+        "crop_size": crop,
+        "resize_size": int(round(crop / cfg.get("crop_pct", 0.875))),
+        "mean": tuple(cfg["mean"]),
+        "std": tuple(cfg["std"]),
+    }
     return Classifier(model, head, meta)
 
 
@@ -223,16 +250,21 @@ def default_preprocessing(name: str, pretrained: Any = False) -> dict[str, Any]:
         return {"crop_size": size, "resize_size": size, "mean": None, "std": None}
     if source == "torchvision":
         meta: dict[str, Any] = {"crop_size": 224, "resize_size": 256, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
-        if pretrained is True or (isinstance(pretrained, str) and not door.is_local(pretrained)
-                                  and not door.looks_like_path(pretrained)):
+        if pretrained is True or (
+            isinstance(pretrained, str) and not door.is_local(pretrained) and not door.looks_like_path(pretrained)
+        ):
             from torchvision.models import get_model_weights
 
             enum = get_model_weights(bare)
             weights = enum.DEFAULT if pretrained is True else enum.__members__.get(pretrained.split(".")[-1])
             if weights is not None:
                 tf = weights.transforms()
-                meta = {"crop_size": int(tf.crop_size[0]), "resize_size": int(tf.resize_size[0]),
-                        "mean": tuple(tf.mean), "std": tuple(tf.std)}
+                meta = {
+                    "crop_size": int(tf.crop_size[0]),
+                    "resize_size": int(tf.resize_size[0]),
+                    "mean": tuple(tf.mean),
+                    "std": tuple(tf.std),
+                }
         return meta
     import timm
 
@@ -240,8 +272,12 @@ def default_preprocessing(name: str, pretrained: Any = False) -> dict[str, Any]:
     if cfg is None:
         return {"crop_size": 224, "resize_size": 256, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     crop = int(cfg.input_size[-1])
-    return {"crop_size": crop, "resize_size": int(round(crop / (cfg.crop_pct or 0.875))),
-            "mean": tuple(cfg.mean), "std": tuple(cfg.std)}
+    return {
+        "crop_size": crop,
+        "resize_size": int(round(crop / (cfg.crop_pct or 0.875))),
+        "mean": tuple(cfg.mean),
+        "std": tuple(cfg.std),
+    }
 
 
 def create_model(
@@ -273,11 +309,14 @@ def create_model(
         if pretrained and pretrained is not True and door.looks_like_path(pretrained):
             door.load_state_dict(pretrained, weights_only)  # names a missing file clearly
         if pretrained is True or (pretrained and not door.is_local(pretrained)):
-            raise PretrainedError(f"recipezoo's '{bare}' has no published weights; pass a local file "
-                                  "(e.g. a checkpoint of an earlier run) or backbone.pretrained=false.")
+            raise PretrainedError(
+                f"recipezoo's '{bare}' has no published weights; pass a local file "
+                "(e.g. a checkpoint of an earlier run) or backbone.pretrained=false."
+            )
         if pretrained:
-            door.load_into(net.model, door.load_state_dict(pretrained, weights_only), head_prefixes=("fc",),
-                           source=str(pretrained))
+            door.load_into(
+                net.model, door.load_state_dict(pretrained, weights_only), head_prefixes=("fc",), source=str(pretrained)
+            )
         return net
     builder = _torchvision if source == "torchvision" else _timm
     return builder(bare, num_classes, in_chans, pretrained, weights_only)

@@ -78,8 +78,9 @@ class ImageClassifier(L.LightningModule):
             # alike, and top-5 accuracy's stat scores then leak into macro F1 (F1 = 1.0 beside 99% accuracy).
             return tm.MetricCollection(m, prefix=prefix, compute_groups=False)
 
-        self.train_metrics = tm.MetricCollection({"acc": tm.Accuracy(task="multiclass", num_classes=num_classes)},
-                                                 prefix="train/")
+        self.train_metrics = tm.MetricCollection(
+            {"acc": tm.Accuracy(task="multiclass", num_classes=num_classes)}, prefix="train/"
+        )
         self.val_metrics = metrics("val/")
         self.test_metrics = metrics("test/")
         self.confusion = tm.ConfusionMatrix(task="multiclass", num_classes=num_classes)
@@ -89,7 +90,8 @@ class ImageClassifier(L.LightningModule):
         from torchvision.transforms import v2
 
         ops = ([v2.MixUp(alpha=mixup, num_classes=num_classes)] if mixup > 0 else []) + (
-            [v2.CutMix(alpha=cutmix, num_classes=num_classes)] if cutmix > 0 else [])
+            [v2.CutMix(alpha=cutmix, num_classes=num_classes)] if cutmix > 0 else []
+        )
         return v2.RandomChoice(ops) if len(ops) > 1 else (ops[0] if ops else None)
 
     def setup(self, stage: str) -> None:
@@ -170,10 +172,16 @@ class ImageClassifier(L.LightningModule):
             return {"input": torch.randn(n, channels, size, size)}  # normalised images are roughly N(0, 1)
 
         return ExportSpec(
-            model=self.net.eval(), inputs=make(batch_size), output_names=["logits"],
+            model=self.net.eval(),
+            inputs=make(batch_size),
+            output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-            metadata={"task": "image_classification", "labels": self.labels, "preprocessing": pp,
-                      "postprocessing": "softmax over logits"},
+            metadata={
+                "task": "image_classification",
+                "labels": self.labels,
+                "preprocessing": pp,
+                "postprocessing": "softmax over logits",
+            },
             make_inputs=make,
         )
 
@@ -181,14 +189,16 @@ class ImageClassifier(L.LightningModule):
         # The partial optimizer carries lr and weight decay; groups give per-block learning rates.
         probe = self.optimizer_factory(params=[nn.Parameter(torch.zeros(1))])
         lr, wd = probe.defaults["lr"], probe.defaults.get("weight_decay", 0.0)
-        groups = param_groups(self.net.head, self.net.layer_groups(), lr, wd, self.policy.backbone_lr_mult,
-                              self.policy.layer_decay)
+        groups = param_groups(
+            self.net.head, self.net.layer_groups(), lr, wd, self.policy.backbone_lr_mult, self.policy.layer_decay
+        )
         # Parameters outside head and blocks (e.g. timm's cls token, pos embed) train at the backbone rate.
         grouped = {id(p) for g in groups for p in g["params"]}
         rest = [p for p in self.net.parameters() if id(p) not in grouped]
         if rest:
-            groups.append({"params": rest, "lr": lr * self.policy.backbone_lr_mult, "weight_decay": 0.0,
-                           "name": "backbone.other"})
+            groups.append(
+                {"params": rest, "lr": lr * self.policy.backbone_lr_mult, "weight_decay": 0.0, "name": "backbone.other"}
+            )
         optimizer = self.optimizer_factory(params=groups)
         if not self.scheduler_factory:  # None, or {} from scheduler=none
             return optimizer

@@ -68,13 +68,15 @@ def resolve_preprocessing(
 
 def eval_transform(pp: Preprocessing) -> v2.Compose:
     """Resize shorter side, centre-crop, scale to [0, 1], normalise: PIL image -> (C, H, W) float tensor."""
-    return v2.Compose([
-        v2.Resize(pp.resize_size, interpolation=InterpolationMode(pp.interpolation), antialias=True),
-        v2.CenterCrop(pp.crop_size),
-        v2.ToImage(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(pp.mean, pp.std),
-    ])
+    return v2.Compose(
+        [
+            v2.Resize(pp.resize_size, interpolation=InterpolationMode(pp.interpolation), antialias=True),
+            v2.CenterCrop(pp.crop_size),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(pp.mean, pp.std),
+        ]
+    )
 
 
 def train_transform(
@@ -96,8 +98,9 @@ def train_transform(
         color_jitter: brightness/contrast/saturation jitter strength, 0 to disable.
     """
     interp = InterpolationMode(pp.interpolation)
-    ops: list[Any] = [v2.RandomResizedCrop(pp.crop_size, scale=tuple(scale), ratio=tuple(ratio),
-                                           interpolation=interp, antialias=True)]
+    ops: list[Any] = [
+        v2.RandomResizedCrop(pp.crop_size, scale=tuple(scale), ratio=tuple(ratio), interpolation=interp, antialias=True)
+    ]
     if hflip > 0:
         ops.append(v2.RandomHorizontalFlip(hflip))
     if color_jitter > 0:
