@@ -81,6 +81,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.paths.output_dir)
     if cfg.get("train", True):
         check_output_dir(out, cfg.get("overwrite", False))
+    if cfg.trainer.get("sync_batchnorm") and (cfg.trainer.get("accelerator") == "cpu" or not torch.cuda.is_available()):
+        log.info("sync_batchnorm is a GPU feature: turned off for this CPU run.")
+        with open_dict(cfg):
+            cfg.trainer.sync_batchnorm = False
     seed_everything(cfg.seed, cfg.get("deterministic", False))
     datamodule, module = build(cfg)
 
@@ -92,6 +96,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         callbacks_cfg.pop("model_summary", None)
     if cfg.trainer.get("fast_dev_run"):  # a smoke test writes no checkpoints (Lightning would still save last.ckpt)
         callbacks_cfg.pop("model_checkpoint", None)
+        callbacks_cfg.pop("last_checkpoint", None)
     callbacks = _instantiate_all(callbacks_cfg)
     callbacks.append(ckpt_io.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
     loggers = _instantiate_all(cfg.get("logger"))

@@ -8,11 +8,14 @@ reproduce training-time preprocessing at predict and export time.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from recipezoo.core.errors import CheckpointError
@@ -79,3 +82,35 @@ def load_module(path: str | os.PathLike, weights_only: bool = True) -> tuple[L.L
     module.load_state_dict(ckpt["state_dict"])
     module.eval()
     return module, cfg
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, but a run resumed into a new folder keeps its best checkpoints.
+
+    Resumed runs always write to a new run folder (old runs are never overwritten). Lightning then forgets the best
+    score and paths of the old folder, so the resumed run would report and test a worse "best" model. Here the old
+    folder's best checkpoints are copied into the new ``checkpoints/`` and the state is rewritten to point at them.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and os.path.normpath(old) != os.path.normpath(self.dirpath):
+            state_dict = dict(state_dict)
+
+            def moved(path: str | None) -> str | None:
+                if not path or not os.path.isfile(path):
+                    return None
+                new = os.path.join(self.dirpath, os.path.basename(path))
+                if rank_zero_only.rank == 0 and not os.path.exists(new):
+                    os.makedirs(self.dirpath, exist_ok=True)
+                    shutil.copy2(path, new)
+                return new
+
+            best_k = {moved(p): s for p, s in state_dict.get("best_k_models", {}).items()}
+            state_dict["best_k_models"] = {p: s for p, s in best_k.items() if p}
+            for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+                state_dict[key] = moved(state_dict.get(key)) or ""
+            if not state_dict["best_model_path"]:
+                state_dict["best_model_score"] = None
+            state_dict["dirpath"] = self.dirpath
+        super().load_state_dict(state_dict)

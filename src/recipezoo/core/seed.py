@@ -36,21 +36,9 @@ class RNGStateCallback(L.Callback):
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
-    def __init__(self) -> None:
-        self._pending: dict[str, Any] | None = None
-
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        # Applied in on_train_start, after the sanity-check validation, so that nothing between the restore and
-        # the first resumed batch draws from the restored generators.
-        self._pending = state_dict
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._pending is not None:
-            self._restore(self._pending)
-            self._pending = None
-
-    @staticmethod
-    def _restore(state_dict: dict[str, Any]) -> None:
+        # Restored at once: the fit loop creates the train DataLoader iterator (which draws its shuffling seed)
+        # before any later hook, and Lightning isolates the RNG around the sanity-check validation.
         version, internal, gauss = state_dict["python"]
         random.setstate((version, tuple(internal), gauss))
         name, keys, pos, has_gauss, cached = state_dict["numpy"]

@@ -172,7 +172,7 @@ class ImageDataModule(L.LightningDataModule):
             unknown = sorted(set(found) - set(self.labels))
             if unknown:
                 raise DataError(
-                    f"label-count mismatch: the data has classes {unknown} that the checkpoint does not know "
+                    f"label mismatch: the data has classes {unknown} that the checkpoint does not know "
                     f"(it was trained on {len(self.labels)} classes: {self.labels[:20]}). Use data with the "
                     "checkpoint's classes, or train a new model."
                 )

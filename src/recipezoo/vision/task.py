@@ -148,8 +148,10 @@ class ImageClassifier(L.LightningModule):
         self.confusion.reset()
         self.test_confusion_matrix = matrix
         # Written next to the run's metrics; a logger-less trainer (scripts/evaluate.py) writes no files.
-        if self.trainer.is_global_zero and self.trainer.loggers and self.trainer.log_dir:
-            path = Path(self.trainer.log_dir) / "test_confusion_matrix.csv"
+        # Trainer.log_dir broadcasts: every rank must read it, or DDP hangs.
+        log_dir = self.trainer.log_dir if self.trainer.loggers else None
+        if self.trainer.is_global_zero and log_dir:
+            path = Path(log_dir) / "test_confusion_matrix.csv"
             with open(path, "w", newline="") as f:
                 w = csv.writer(f)
                 w.writerow(["true\\predicted", *self.labels])
