@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from PIL import Image
 
 from recipezoo.cli import recipe_header
@@ -54,6 +55,11 @@ def test_recipe_trains_and_tests(trained: tuple[str, Path, dict]) -> None:
     assert "test/acc" in summary["test"]
     assert 0.0 <= summary["test"]["test/acc"] <= 1.0
     assert summary["epochs"] == 1
+    # config.yaml is the resolved config, with what the data fitted.
+    saved = OmegaConf.load(out / "config.yaml")
+    assert saved.recipe_name == name
+    assert saved.data_info.num_classes == len(saved.data_info.labels) >= 2
+    assert "${" not in (out / "config.yaml").read_text()
     # summary.json on disk is what run() returned.
     assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
     # metrics.csv has validation metrics for the epoch.

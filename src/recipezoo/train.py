@@ -87,6 +87,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             cfg.trainer.sync_batchnorm = False
     seed_everything(cfg.seed, cfg.get("deterministic", False))
     datamodule, module = build(cfg)
+    if not is_ddp_child():
+        # The fully resolved config, data_info included (Hydra's .hydra/config.yaml keeps the interpolations).
+        out.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
 
     callbacks_cfg = dict(cfg.get("callbacks") or {})
     # trainer.enable_progress_bar=false / enable_model_summary=false also drop the matching callbacks.
