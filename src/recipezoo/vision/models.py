@@ -159,6 +159,24 @@ def _resolve_source(name: str) -> tuple[str, str]:
     )
 
 
+def _is_hub(pretrained: Any) -> bool:
+    """True for ``true`` or a weights name / hub id; false for local paths (existing or clearly meant as one)."""
+    return pretrained is True or (
+        isinstance(pretrained, str) and not door.is_local(pretrained) and not door.looks_like_path(pretrained)
+    )
+
+
+def _torchvision_meta(weights: Any) -> dict[str, Any]:
+    """Input size and statistics from a torchvision weights entry's eval transform."""
+    tf = weights.transforms()
+    return {
+        "crop_size": int(tf.crop_size[0]),
+        "resize_size": int(tf.resize_size[0]),
+        "mean": tuple(tf.mean),
+        "std": tuple(tf.std),
+    }
+
+
 def _last_linear(model: nn.Module) -> str:
     name = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not name:
@@ -172,9 +190,7 @@ def _torchvision(name: str, num_classes: int, in_chans: int, pretrained: Any, we
     if in_chans != 3:
         raise ConfigError(f"torchvision backbone '{name}' takes 3-channel images; set data.mode=RGB.")
     weights = None
-    if pretrained is True or (
-        isinstance(pretrained, str) and not door.is_local(pretrained) and not door.looks_like_path(pretrained)
-    ):
+    if _is_hub(pretrained):
         enum = get_model_weights(name)
         try:
             weights = enum.DEFAULT if pretrained is True else enum[pretrained.split(".")[-1]]
@@ -192,13 +208,7 @@ def _torchvision(name: str, num_classes: int, in_chans: int, pretrained: Any, we
         except Exception as e:  # no network, proxy, hash failure
             raise door.offline_hint(f"torchvision {name} ({weights})", e) from None
         door.load_into(model, state, head_prefixes=(head,), source=f"{weights}")
-        tf = weights.transforms()
-        meta = {
-            "crop_size": int(tf.crop_size[0]),
-            "resize_size": int(tf.resize_size[0]),
-            "mean": tuple(tf.mean),
-            "std": tuple(tf.std),
-        }
+        meta = _torchvision_meta(weights)
     elif pretrained:
         door.load_into(
             model, door.load_state_dict(pretrained, weights_only), head_prefixes=(head,), source=str(pretrained)
@@ -209,9 +219,7 @@ def _torchvision(name: str, num_classes: int, in_chans: int, pretrained: Any, we
 def _timm(name: str, num_classes: int, in_chans: int, pretrained: Any, weights_only: bool) -> Classifier:
     import timm
 
-    hub = pretrained is True or (
-        isinstance(pretrained, str) and not door.is_local(pretrained) and not door.looks_like_path(pretrained)
-    )
+    hub = _is_hub(pretrained)
     kwargs: dict[str, Any] = {"num_classes": num_classes, "in_chans": in_chans}
     if hub and isinstance(pretrained, str):
         name = pretrained if pretrained.startswith("hf-hub:") else f"{name}.{pretrained}"
@@ -250,21 +258,13 @@ def default_preprocessing(name: str, pretrained: Any = False) -> dict[str, Any]:
         return {"crop_size": size, "resize_size": size, "mean": None, "std": None}
     if source == "torchvision":
         meta: dict[str, Any] = {"crop_size": 224, "resize_size": 256, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
-        if pretrained is True or (
-            isinstance(pretrained, str) and not door.is_local(pretrained) and not door.looks_like_path(pretrained)
-        ):
+        if _is_hub(pretrained):
             from torchvision.models import get_model_weights
 
             enum = get_model_weights(bare)
             weights = enum.DEFAULT if pretrained is True else enum.__members__.get(pretrained.split(".")[-1])
             if weights is not None:
-                tf = weights.transforms()
-                meta = {
-                    "crop_size": int(tf.crop_size[0]),
-                    "resize_size": int(tf.resize_size[0]),
-                    "mean": tuple(tf.mean),
-                    "std": tuple(tf.std),
-                }
+                meta = _torchvision_meta(weights)
         return meta
     import timm
 
