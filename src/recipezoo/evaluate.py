@@ -58,8 +58,9 @@ def evaluate(
                 f"Keys: {', '.join(k for k in data_cfg if not k.startswith('_'))}."
             ) from None
     OmegaConf.set_struct(data_cfg, False)
-    data_cfg.labels = list(module.labels)  # map the data onto the checkpoint's label indices
     datamodule = instantiate(data_cfg)
+    # The data adopts what training fitted (label indices, preprocessing): never refitted on evaluation data.
+    datamodule.restore(OmegaConf.to_container(cfg.data_info))
     datamodule.prepare_data()
     datamodule.setup("test")
     loader = datamodule.eval_dataloader(split)
@@ -77,8 +78,12 @@ def evaluate(
                     "checkpoint": str(ckpt),
                     "split": split,
                     "metrics": metrics,
-                    "labels": list(module.labels),
-                    "confusion_matrix": getattr(module, "test_confusion_matrix", None),
+                    **({"labels": list(module.labels)} if hasattr(module, "labels") else {}),
+                    **(
+                        {"confusion_matrix": module.test_confusion_matrix}
+                        if hasattr(module, "test_confusion_matrix")
+                        else {}
+                    ),
                 },
                 indent=2,
             )

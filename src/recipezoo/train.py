@@ -50,10 +50,11 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     datamodule = instantiate(cfg.data)
     saved: dict[str, Any] = {}
     if cfg.get("ckpt_path"):
-        # Resuming: the data must map onto the checkpoint's labels (the DataModule raises a clear error otherwise).
-        saved = dict(ckpt_io.config_of(ckpt_io.read(cfg.ckpt_path)).get("data_info", {}))
-        if saved.get("labels") and hasattr(datamodule, "labels"):
-            datamodule.labels = list(saved["labels"])
+        # Resuming: the data adopts what the checkpoint's data fitted (labels, preprocessing); the DataModule
+        # raises a clear error when the data does not fit it.
+        saved = OmegaConf.to_container(ckpt_io.config_of(ckpt_io.read(cfg.ckpt_path)).get("data_info", {}))
+        if hasattr(datamodule, "restore"):
+            datamodule.restore(saved)
     datamodule.prepare_data()
     datamodule.setup("fit")
     with open_dict(cfg):
@@ -112,11 +113,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ckpt_cb = trainer.checkpoint_callback
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
     test_metrics: dict[str, float] = {}
+    baseline: dict[str, Any] | None = None
     if cfg.get("test", True):
         results = trainer.test(
             module, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=trainer.is_global_zero
         )
         test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+        if cfg.get("baseline") and trainer.is_global_zero:
+            # A classical baseline trained on the same split and scored with the same metrics, reported beside the
+            # run (e.g. gradient-boosted trees for tabular data): is deep learning worth it here?
+            baseline = instantiate(cfg.baseline)(datamodule)
+            log.info("Baseline: %s", ", ".join(f"{k}={v:.4f}" for k, v in sorted(baseline["test"].items())))
 
     # Steps taken by every rank (gathered so the summary shows that all of them trained).
     steps = trainer.strategy.all_gather(torch.tensor(trainer.global_step)).reshape(-1).tolist()
@@ -137,6 +144,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "global_steps_per_rank": steps,
         "world_size": trainer.world_size,
         "test": test_metrics,
+        **({"baseline": baseline} if baseline is not None else {}),
         "wall_time_s": round(time.perf_counter() - start, 2),
     }
     if trainer.is_global_zero:

@@ -211,6 +211,11 @@ class ImageDataModule(L.LightningDataModule):
     def describe(self) -> str:
         return "synthetic images" if self.synthetic else type(self).__name__
 
+    def restore(self, info: dict[str, Any]) -> None:
+        """Adopt what a checkpoint's data fitted (its label list), before ``setup``, to evaluate or resume it."""
+        if info.get("labels"):
+            self.labels = list(info["labels"])
+
     @property
     def num_classes(self) -> int:
         return len(self.labels or [])
