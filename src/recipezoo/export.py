@@ -1,12 +1,13 @@
 """Export a trained checkpoint to ONNX or TorchScript, with a parity check against eager PyTorch.
 
 The output folder (a "bundle") holds the model file, ``metadata.json`` (labels, preprocessing, input and output
-spec, the measured parity) and, for ONNX image classifiers, ``loader.py``: a copy of
-:mod:`recipezoo.runtime.vision` that predicts with onnxruntime, numpy and Pillow alone.
+spec, the measured parity) and, for ONNX, ``loader.py``: a copy of the task's torch-free runtime
+(:mod:`recipezoo.runtime.vision`, :mod:`recipezoo.runtime.tabular`) that predicts with onnxruntime and numpy.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import shutil
@@ -30,6 +31,9 @@ from recipezoo.core.export import (
 )
 
 log = logging.getLogger("recipezoo")
+
+# Task -> the torch-free module copied into ONNX bundles as loader.py.
+RUNTIMES = {"image_classification": "recipezoo.runtime.vision", "fraud_detection": "recipezoo.runtime.tabular"}
 
 
 def default_output(ckpt: str | Path, fmt: str) -> Path:
@@ -119,9 +123,9 @@ def export(
         "parity": parity,
     }
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
-    if format == "onnx" and metadata.get("task") == "image_classification":
-        from recipezoo.runtime import vision as runtime
-
+    if format == "onnx" and metadata.get("task") in RUNTIMES:
+        # The torch-free runtime travels with the bundle, so it predicts where recipezoo is not installed.
+        runtime = importlib.import_module(RUNTIMES[metadata["task"]])
         shutil.copy(runtime.__file__, out / "loader.py")
     log.info(
         "Parity %s vs eager: max abs diff %.3g (tolerance %.0e)%s",

@@ -1,86 +1,38 @@
-"""Predict labels for image files with a checkpoint or an exported bundle; write them to a CSV.
+"""Predict with a checkpoint or an exported bundle: the function behind ``scripts/predict.py``.
 
-``ckpt`` may be a ``.ckpt`` (eager PyTorch), or an export folder / ``model.onnx`` / ``model.pt`` (the bundle's
-metadata gives labels and preprocessing). ONNX bundles run through :mod:`recipezoo.runtime.vision`, the same code a
-torch-free deployment uses.
+The task decides what ``input`` is and what the CSV holds: images -> label and class probabilities (vision);
+a table -> score, calibrated probability and decision per row (fraud detection).
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from recipezoo.core.errors import ConfigError
 
-from recipezoo.core.errors import ConfigError, DataError, OutputExistsError
-from recipezoo.runtime.vision import preprocess, softmax
-
-log = logging.getLogger("recipezoo")
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+# LightningModule class -> task name, as export metadata spells it.
+TASKS = {"ImageClassifier": "image_classification", "FraudDetector": "fraud_detection"}
 
 
-def list_inputs(input: str | Path) -> list[Path]:
-    """An image file, a folder of images (searched recursively) or a text file listing one path per line."""
-    p = Path(os.path.expanduser(str(input)))
-    if not p.exists():
-        raise DataError(f"input not found: {p}. Pass input=<image file, folder of images, or .txt list of paths>.")
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-    elif p.suffix.lower() == ".txt":
-        files = [Path(line.strip()).expanduser() for line in p.read_text().splitlines() if line.strip()]
+def task_of(ckpt: str | Path) -> str:
+    """The task of a checkpoint (from its config) or of an export bundle (from its metadata)."""
+    p = Path(os.path.expanduser(str(ckpt)))
+    if p.suffix == ".ckpt":
+        from recipezoo.core.checkpoint import config_of, read
+
+        target = str(config_of(read(p)).model.get("_target_", ""))
+        task = TASKS.get(target.rsplit(".", 1)[-1])
     else:
-        files = [p]
-    if not files:
-        raise DataError(f"no images in {p} (looked for {', '.join(IMAGE_EXTENSIONS)}).")
-    return files
-
-
-class _Predictor:
-    """Probabilities for preprocessed batches from a checkpoint, a TorchScript or an ONNX model."""
-
-    def __init__(self, ckpt: str | Path) -> None:
-        p = Path(os.path.expanduser(str(ckpt)))
-        bundle = p if p.is_dir() else p.parent
-        if p.suffix == ".ckpt":
-            from recipezoo.core.checkpoint import load_module
-
-            self.module, cfg = load_module(p)
-            self.labels = list(self.module.labels)
-            self.preprocessing = dict(cfg.data_info.preprocessing)
-            self.kind = "ckpt"
-        elif (bundle / "metadata.json").exists():
-            meta = json.loads((bundle / "metadata.json").read_text())
-            if meta.get("task") != "image_classification":
-                raise ConfigError(
-                    f"{bundle} is a '{meta.get('task')}' bundle; this predictor handles image classification."
-                )
-            self.labels, self.preprocessing, self.kind = meta["labels"], meta["preprocessing"], meta["format"]
-            model_file = bundle / meta["model_file"]
-            if self.kind == "onnx":
-                from recipezoo.runtime.vision import OnnxImageClassifier
-
-                self.onnx = OnnxImageClassifier(bundle)
-            else:
-                import torch
-
-                self.script = torch.jit.load(str(model_file), map_location="cpu").eval()
-        else:
+        meta = (p if p.is_dir() else p.parent) / "metadata.json"
+        task = json.loads(meta.read_text()).get("task") if meta.is_file() else None
+        if not meta.is_file():
             raise ConfigError(f"{p} is neither a .ckpt nor an export folder with metadata.json.")
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:  # (B, C, H, W) float32 -> (B, num_classes)
-        if self.kind == "onnx":
-            return softmax(self.onnx.session.run(None, {self.onnx.input_name: x})[0])
-        import torch
-
-        with torch.no_grad():
-            model = self.module if self.kind == "ckpt" else self.script
-            return torch.softmax(model(torch.from_numpy(x)), -1).numpy()
+    if task not in TASKS.values():
+        raise ConfigError(f"{p}: no predictor for task {task!r}; known tasks: {', '.join(TASKS.values())}.")
+    return task
 
 
 def predict(
@@ -90,56 +42,21 @@ def predict(
     batch_size: int = 64,
     overwrite: bool = False,
 ) -> list[dict[str, Any]]:
-    """Label every image under ``input`` and write ``path,prediction,confidence,prob_<label>...`` rows to ``output``.
+    """Predict every example of ``input`` and write one CSV row each to ``output`` (never overwritten unless asked).
 
-    Unreadable files are skipped, counted and named in a warning. Returns the rows.
+    Returns the rows written.
     """
-    out = Path(os.path.expanduser(str(output)))
-    if out.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{out} already exists; nothing was overwritten. Pass output=<new file> or overwrite=true."
-        )
-    predictor = _Predictor(ckpt)
-    files = list_inputs(input)
-    rows: list[dict[str, Any]] = []
-    bad: list[str] = []
-    for i in range(0, len(files), batch_size):
-        arrays, paths = [], []
-        for f in files[i : i + batch_size]:
-            try:
-                arrays.append(preprocess(f, predictor.preprocessing))
-                paths.append(f)
-            except Exception:
-                bad.append(str(f))
-        if not arrays:
-            continue
-        proba = predictor(np.stack(arrays).astype(np.float32))
-        for f, p in zip(paths, proba):
-            k = int(p.argmax())
-            rows.append(
-                {
-                    "path": str(f),
-                    "prediction": predictor.labels[k],
-                    "confidence": float(p[k]),
-                    **{f"prob_{name}": float(v) for name, v in zip(predictor.labels, p)},
-                }
-            )
-    if bad:
-        log.warning(
-            "Skipped %d unreadable file(s): %s", len(bad), ", ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
-        )
-    if not rows:
-        raise DataError(f"none of the {len(files)} input file(s) could be read as an image.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    log.info("Wrote %d predictions to %s", len(rows), out)
-    return rows
+    if task_of(ckpt) == "fraud_detection":
+        from recipezoo.fraud.predict import predict_table
+
+        return predict_table(ckpt, input, output, batch_size, overwrite)
+    from recipezoo.vision.predict import predict_images
+
+    return predict_images(ckpt, input, output, batch_size, overwrite)
 
 
-def predict_paths(ckpt: str | Path, paths: Sequence[str | Path]) -> np.ndarray:
-    """Probabilities ``(N, num_classes)`` for image paths (a programmatic shortcut used by tests and notebooks)."""
-    predictor = _Predictor(ckpt)
-    return predictor(np.stack([preprocess(p, predictor.preprocessing) for p in paths]).astype(np.float32))
+def predict_paths(ckpt: str | Path, paths: Any) -> Any:
+    """Class probabilities ``(N, num_classes)`` for image paths (a shortcut for tests and notebooks)."""
+    from recipezoo.vision.predict import predict_paths as vision_predict_paths
+
+    return vision_predict_paths(ckpt, paths)
