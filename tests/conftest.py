@@ -26,6 +26,16 @@ FAST = [
 ]
 # A tiny backbone for recipes whose own backbone is large or pretrained.
 TINY = ["backbone.name=convnet_tiny", "backbone.pretrained=false", "data.image_size=16", "data.resize_size=16"]
+# Per domain (the first part of a recipe name): what makes its recipes tiny.
+TINY_BY_DOMAIN = {
+    "vision": TINY,
+    "fraud": ["data.synthetic_rows=800", "data.synthetic_positive_rate=0.1", "data.batch_size=128"],
+}
+
+
+def tiny(recipe: str) -> list[str]:
+    """The overrides that make ``recipe`` tiny (its domain's entry of TINY_BY_DOMAIN)."""
+    return TINY_BY_DOMAIN[recipe.split("/")[0]]
 
 
 def compose_config(overrides: Sequence[str], output_dir: Path, fast: bool = True) -> DictConfig:
