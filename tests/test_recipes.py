@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -114,7 +115,22 @@ def _check_image_bundle(bundle: Path, on_disk: dict, config: dict, fmt: str) -> 
         assert abs(float(proba.sum()) - 1.0) < 1e-4
 
 
-CHECK_BUNDLE = {"image_classification": _check_image_bundle}
+def _check_fraud_bundle(bundle: Path, on_disk: dict, config: dict, fmt: str) -> None:
+    from recipezoo.fraud.data import make_synthetic_frame
+
+    assert on_disk["threshold_on"] == "score" and on_disk["threshold"] is not None
+    assert on_disk["calibration"]["kind"] in {"none", "platt", "isotonic"}
+    assert [i["dtype"] for i in on_disk["inputs"].values()] == ["float32", "int64"]
+    if fmt == "onnx":
+        # The bundled loader scores raw rows on its own: preprocessing, model, calibration, threshold.
+        frame = make_synthetic_frame(50, 0.1, seed=3)
+        scored = _load_loader(bundle).OnnxFraudScorer(bundle).score(frame)
+        assert scored["score"].shape == scored["probability"].shape == (50,)
+        assert ((scored["probability"] >= 0) & (scored["probability"] <= 1)).all()
+        assert set(np.unique(scored["decision"])) <= {False, True}
+
+
+CHECK_BUNDLE = {"image_classification": _check_image_bundle, "fraud_detection": _check_fraud_bundle}
 
 
 def test_fast_dev_run_smoke(make_cfg: Any, tmp_path: Path) -> None:
