@@ -107,8 +107,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     loggers = _instantiate_all(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
+    fit_time = 0.0
     if cfg.get("train", True):
+        fit_start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        fit_time = time.perf_counter() - fit_start
 
     ckpt_cb = trainer.checkpoint_callback
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.best_model_path else None
@@ -145,6 +148,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "world_size": trainer.world_size,
         "test": test_metrics,
         **({"baseline": baseline} if baseline is not None else {}),
+        "fit_time_s": round(fit_time, 2),
         "wall_time_s": round(time.perf_counter() - start, 2),
     }
     if trainer.is_global_zero:

@@ -62,7 +62,7 @@ def score_frame(ckpt: str | Path, frame: Any, batch_size: int = 4096) -> tuple[d
         decision = scores >= (np.nan if threshold is None else float(threshold))
         return {"score": scores, "probability": calibrate(scores, meta.get("calibration")), "decision": decision}, meta
     except MissingColumnsError as e:
-        raise DataError(f"{e} The model was trained on these columns; score a table that has them.") from None
+        raise DataError(str(e)) from None
 
 
 def predict_table(
