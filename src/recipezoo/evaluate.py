@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from recipezoo.core import checkpoint as ckpt_io
-from recipezoo.core.errors import ConfigError, OutputExistsError, close_matches
+from recipezoo.core.errors import ConfigError, close_matches, new_output_file
 
 log = logging.getLogger("recipezoo")
 
@@ -40,9 +40,7 @@ def evaluate(
 
     if split not in ("train", "val", "test"):
         raise ConfigError(f"split must be train, val or test, got '{split}'.")
-    out = Path(output).expanduser() if output else None
-    if out is not None and out.exists():
-        raise OutputExistsError(f"{out} already exists; nothing was overwritten. Pass another output=.")
+    out = new_output_file(output) if output else None
     module, cfg = ckpt_io.load_module(ckpt)
     data_cfg = cfg.data
     OmegaConf.set_struct(data_cfg, True)

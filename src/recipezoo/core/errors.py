@@ -8,7 +8,9 @@ traceback.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -37,6 +39,16 @@ class OutputExistsError(UserError):
 
 class ExportParityError(UserError):
     """An exported model whose outputs differ from eager PyTorch by more than the tolerance."""
+
+
+def new_output_file(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """``path`` (``~`` expanded) if writing there loses nothing; else :class:`OutputExistsError`."""
+    out = Path(os.path.expanduser(str(path)))
+    if out.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{out} already exists; nothing was overwritten. Pass output=<new file> or overwrite=true."
+        )
+    return out
 
 
 def close_matches(word: str, options: Iterable[str], n: int = 4) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from recipezoo.core.errors import DataError, OutputExistsError
+from recipezoo.core.errors import DataError, new_output_file
 from recipezoo.runtime.tabular import MissingColumnsError, TabularPreprocessor, calibrate
 
 log = logging.getLogger("recipezoo")
@@ -75,11 +75,7 @@ def predict_table(
     """Score every row of ``input`` (CSV/TSV/JSON lines/Parquet) and write ``output``; returns the rows."""
     from recipezoo.fraud.data import read_table
 
-    out = Path(os.path.expanduser(str(output)))
-    if out.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{out} already exists; nothing was overwritten. Pass output=<new file> or overwrite=true."
-        )
+    out = new_output_file(output, overwrite)
     frame = read_table(input)
     result, info = score_frame(ckpt, frame, max(1, int(batch_size)))
     id_column = info.get("id_column")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from recipezoo.core.errors import ConfigError, DataError, OutputExistsError
+from recipezoo.core.errors import ConfigError, DataError, new_output_file
 from recipezoo.runtime.vision import preprocess, softmax
 
 log = logging.getLogger("recipezoo")
@@ -94,11 +94,7 @@ def predict_images(
 
     Unreadable files are skipped, counted and named in a warning. Returns the rows.
     """
-    out = Path(os.path.expanduser(str(output)))
-    if out.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{out} already exists; nothing was overwritten. Pass output=<new file> or overwrite=true."
-        )
+    out = new_output_file(output, overwrite)
     predictor = _Predictor(ckpt)
     files = list_inputs(input)
     rows: list[dict[str, Any]] = []
