@@ -10,7 +10,6 @@ input table (checkpoint and ONNX bundle), and prints a table plus measurement.js
 """
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,9 +35,9 @@ def main(argv: list[str]) -> int:
     if not data_path:
         sys.exit("usage: python scripts/measure_fraud.py data.path=/path/to/table.csv data.target=<column> [...]")
     out = Path(opts["out"]).resolve()
-    sys.path.insert(0, str(ROOT / "src"))
     import pandas as pd
 
+    from recipezoo.cli import train_in_subprocess
     from recipezoo.export import export
     from recipezoo.fraud.data import read_table
     from recipezoo.fraud.predict import score_frame
@@ -50,19 +49,7 @@ def main(argv: list[str]) -> int:
     rows = []
     for recipe in opts["recipes"].split(","):
         run_dir = out / recipe.replace("/", "_")
-        cmd = [
-            sys.executable,
-            "train.py",
-            f"+recipe={recipe}",
-            *overrides,
-            f"hydra.run.dir={run_dir}",
-            "trainer.enable_progress_bar=false",
-        ]
-        print("$", " ".join(cmd[1:]), flush=True)
-        start = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, check=True)
-        wall = time.perf_counter() - start
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary, wall = train_in_subprocess(ROOT, recipe, overrides, run_dir)
         best = summary["best_checkpoint"]
         bundle = run_dir / "export" / "onnx"
         parity = export(best, "onnx", bundle)["parity"]

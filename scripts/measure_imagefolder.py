@@ -10,7 +10,6 @@ measurement.json into the run folder. Exits 1 when the test accuracy is below ta
 
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,22 +29,10 @@ def main(argv: list[str]) -> int:
     if not any(o.startswith("data.root=") for o in overrides):
         sys.exit("usage: python scripts/measure_imagefolder.py data.root=/path/to/images [overrides ...]")
     run_dir = Path(opts["run_dir"] or ROOT / "outputs" / "measure" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
-    cmd = [
-        sys.executable,
-        "train.py",
-        f"+recipe={opts['recipe']}",
-        *overrides,
-        f"hydra.run.dir={run_dir}",
-        "trainer.enable_progress_bar=false",
-    ]
-    print("$", " ".join(cmd[1:]), flush=True)
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True)
-    wall = time.perf_counter() - start
-    summary = json.loads((run_dir / "summary.json").read_text())
-
-    sys.path.insert(0, str(ROOT / "src"))
+    from recipezoo.cli import train_in_subprocess
     from recipezoo.export import export
+
+    summary, wall = train_in_subprocess(ROOT, opts["recipe"], overrides, run_dir)
 
     exports = {
         fmt: export(summary["best_checkpoint"], fmt, run_dir / "export" / fmt)["parity"]
@@ -55,7 +42,7 @@ def main(argv: list[str]) -> int:
 
     result = {
         "recipe": opts["recipe"],
-        "command": "python train.py " + " ".join(cmd[2:-2]),
+        "command": " ".join(["python train.py", f"+recipe={opts['recipe']}", *overrides]),
         "test": summary["test"],
         "epochs": summary["epochs"],
         "train_wall_time_s": round(wall, 1),

@@ -115,5 +115,29 @@ def parse_key_values(argv: Sequence[str], allowed: dict[str, Any], script: str) 
     return options, overrides
 
 
+def train_in_subprocess(root: Path, recipe: str, overrides: Sequence[str], run_dir: Path) -> tuple[dict, float]:
+    """Run ``python train.py +recipe=... overrides`` exactly as a user would; return its summary and wall time (s).
+
+    The measurement scripts use this, so their figures include everything a user's run pays for.
+    """
+    import json
+    import subprocess
+    import time
+
+    cmd = [
+        sys.executable,
+        "train.py",
+        f"+recipe={recipe}",
+        *overrides,
+        f"hydra.run.dir={run_dir}",
+        "trainer.enable_progress_bar=false",
+    ]
+    print("$", " ".join(cmd[1:]), flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=root, check=True)
+    wall = time.perf_counter() - start
+    return json.loads((Path(run_dir) / "summary.json").read_text()), wall
+
+
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(message)s", datefmt="%H:%M:%S")

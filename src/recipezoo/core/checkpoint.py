@@ -45,7 +45,8 @@ def read(path: str | os.PathLike, weights_only: bool = True) -> dict[str, Any]:
             hint = f" Checkpoints in {p.parent}: {', '.join(found)}." if found else ""
         raise CheckpointError(f"checkpoint not found: {p}.{hint}")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=weights_only)
+        # mmap: tensors are read lazily, so looking up a checkpoint's config (predict's task dispatch) stays cheap.
+        ckpt = torch.load(p, map_location="cpu", weights_only=weights_only, mmap=True)
     except Exception as e:
         raise CheckpointError(f"cannot read checkpoint {p}: {str(e).splitlines()[0][:200]}") from None
     if not isinstance(ckpt, dict) or KEY not in ckpt or "state_dict" not in ckpt:
