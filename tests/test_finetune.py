@@ -162,6 +162,11 @@ def test_no_policy_trains_everything_from_the_first_epoch() -> None:
         (FineTuningPolicy(freeze_backbone_epochs=1, gradual=True), [3, 2, 1, 0, 0]),
         (FineTuningPolicy(freeze_backbone_epochs=2, gradual=True), [3, 3, 2, 1, 0]),
         (FineTuningPolicy(freeze_backbone_epochs=0, gradual=True), [2, 1, 0, 0, 0]),
+        # frozen_blocks: the lowest blocks stay frozen all run, whatever the rest of the schedule does.
+        (FineTuningPolicy(frozen_blocks=1), [1, 1, 1, 1, 1]),
+        (FineTuningPolicy(frozen_blocks=2, freeze_backbone_epochs=1), [3, 2, 2, 2, 2]),
+        (FineTuningPolicy(frozen_blocks=1, freeze_backbone_epochs=0, gradual=True), [2, 1, 1, 1, 1]),
+        (FineTuningPolicy(frozen_blocks=9), [3, 3, 3, 3, 3]),
     ],
 )
 def test_frozen_blocks_schedule(policy: FineTuningPolicy, expected: list[int]) -> None:

@@ -58,7 +58,8 @@ def evaluate(
     OmegaConf.set_struct(data_cfg, False)
     datamodule = instantiate(data_cfg)
     # The data adopts what training fitted (label indices, preprocessing): never refitted on evaluation data.
-    datamodule.restore(OmegaConf.to_container(cfg.data_info))
+    info = OmegaConf.to_container(cfg.data_info, resolve=True)
+    datamodule.restore({**info, "files": module.files} if module.files else info)
     datamodule.prepare_data()
     datamodule.setup("test")
     loader = datamodule.eval_dataloader(split)

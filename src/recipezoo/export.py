@@ -69,6 +69,7 @@ def export(
     if format not in FORMATS:
         raise ConfigError(f"unknown export format '{format}'; choose one of {', '.join(FORMATS)}.")
     module, cfg = ckpt_io.load_module(ckpt)
+    files = {n: c for n, c in module.files.items() if Path(n).name == n}  # plain names only: no path escapes
     out = Path(output).expanduser() if output else default_output(ckpt, format)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
@@ -120,9 +121,12 @@ def export(
         },
         "outputs": spec.output_names,
         **spec.metadata,
+        **({"files": sorted(files)} if files else {}),
         "parity": parity,
     }
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    for name, content in files.items():  # what the data fitted: a tokenizer, id maps
+        (out / name).write_bytes(content if isinstance(content, bytes) else content.encode())
     if format == "onnx" and metadata.get("task") in RUNTIMES:
         # The torch-free runtime travels with the bundle, so it predicts where recipezoo is not installed.
         runtime = importlib.import_module(RUNTIMES[metadata["task"]])

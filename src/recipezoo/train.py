@@ -52,7 +52,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     if cfg.get("ckpt_path"):
         # Resuming: the data adopts what the checkpoint's data fitted (labels, preprocessing); the DataModule
         # raises a clear error when the data does not fit it.
-        saved = OmegaConf.to_container(ckpt_io.config_of(ckpt_io.read(cfg.ckpt_path)).get("data_info", {}))
+        saved = ckpt_io.restore_info(ckpt_io.read(cfg.ckpt_path))
         if hasattr(datamodule, "restore"):
             datamodule.restore(saved)
     datamodule.prepare_data()

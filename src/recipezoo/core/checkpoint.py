@@ -3,6 +3,11 @@
 Every checkpoint carries, under the ``recipezoo`` key, the run's resolved config and ``data_info`` (label names,
 preprocessing, anything the data fitted). That is enough to rebuild the model with no data and no network, and to
 reproduce training-time preprocessing at predict and export time.
+
+What the data fitted that is too large for a config (a tokenizer's vocabulary, an id map of 10^5 items) travels as
+``files``: a DataModule exposing ``files`` (``{file name: text}``) has them stored in every checkpoint; evaluate and
+resume hand them back through ``datamodule.restore({**data_info, "files": ...})``, and export writes them into the
+bundle next to the model.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ KEY = "recipezoo"
 
 
 class ConfigInCheckpoint(L.Callback):
-    """Stores the resolved run config (with ``data_info``) in every checkpoint."""
+    """Stores the resolved run config (with ``data_info``) and the data's ``files`` in every checkpoint."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -33,6 +38,9 @@ class ConfigInCheckpoint(L.Callback):
         from recipezoo import __version__
 
         checkpoint[KEY] = {"config": self.config, "version": __version__}
+        files = getattr(getattr(trainer, "datamodule", None), "files", None)
+        if files:
+            checkpoint[KEY]["files"] = {str(k): v for k, v in files.items()}
 
 
 def read(path: str | os.PathLike, weights_only: bool = True) -> dict[str, Any]:
@@ -71,8 +79,23 @@ def config_of(ckpt: dict[str, Any]) -> DictConfig:
     return OmegaConf.create(ckpt[KEY]["config"])
 
 
+def files_of(ckpt: dict[str, Any]) -> dict[str, str | bytes]:
+    """The files the data fitted (``{file name: text or bytes}``; empty for most tasks)."""
+    return dict(ckpt[KEY].get("files") or {})
+
+
+def restore_info(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """What ``datamodule.restore`` takes: the checkpoint's ``data_info`` plus its ``files`` (when it has any)."""
+    info = OmegaConf.to_container(config_of(ckpt).get("data_info") or OmegaConf.create({}), resolve=True)
+    files = files_of(ckpt)
+    return {**info, "files": files} if files else info
+
+
 def load_module(path: str | os.PathLike, weights_only: bool = True) -> tuple[L.LightningModule, DictConfig]:
-    """Rebuild the trained LightningModule from a checkpoint (eval mode, CPU) and return it with its config."""
+    """Rebuild the trained LightningModule from a checkpoint (eval mode, CPU) and return it with its config.
+
+    The checkpoint's ``files`` (see the module docstring) are attached to the module as ``module.files``.
+    """
     from hydra.utils import instantiate
 
     ckpt = read(path, weights_only)
@@ -82,6 +105,7 @@ def load_module(path: str | os.PathLike, weights_only: bool = True) -> tuple[L.L
     module = instantiate(model_cfg, _convert_="all")
     module.load_state_dict(ckpt["state_dict"])
     module.eval()
+    module.files = files_of(ckpt)
     return module, cfg
 
 

@@ -30,6 +30,9 @@ class FineTuningPolicy:
         backbone_lr_mult: the backbone's learning rate relative to the head's.
         layer_decay: layer-wise LR decay; 1.0 disables it.
         freeze_bn: keep every BatchNorm layer's statistics and affine parameters fixed (small batches, small data).
+        frozen_blocks: keep the first N backbone blocks (counted from the input) frozen for the whole run; for a
+            Transformer encoder block 0 is the embeddings, so 1 freezes the embeddings and N + 1 the embeddings
+            and the lower N layers.
     """
 
     freeze_backbone_epochs: int = 0
@@ -37,6 +40,7 @@ class FineTuningPolicy:
     backbone_lr_mult: float = 1.0
     layer_decay: float = 1.0
     freeze_bn: bool = False
+    frozen_blocks: int = 0
 
 
 def _set_trainable(module: nn.Module, trainable: bool) -> None:
@@ -53,11 +57,12 @@ class FineTuningCallback(L.Callback):
     def frozen_blocks(self, epoch: int, n_blocks: int) -> int:
         """How many backbone blocks (counted from the input) are frozen during ``epoch``."""
         p = self.policy
+        always = min(n_blocks, max(0, p.frozen_blocks))
         if epoch < p.freeze_backbone_epochs:
             return n_blocks
         if p.gradual:
-            return max(0, n_blocks - (epoch - p.freeze_backbone_epochs + 1))
-        return 0
+            return max(always, n_blocks - (epoch - p.freeze_backbone_epochs + 1))
+        return always
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         net = pl_module.net
