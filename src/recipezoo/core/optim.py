@@ -58,6 +58,35 @@ def param_groups(
     return groups
 
 
+def configure(
+    net: nn.Module,
+    optimizer_factory: Callable[..., torch.optim.Optimizer],
+    scheduler_factory: Callable[..., LRScheduler] | None,
+    total_steps: int | Callable[[], int],
+    backbone_lr_mult: float = 1.0,
+    layer_decay: float = 1.0,
+) -> torch.optim.Optimizer | dict:
+    """What a LightningModule's ``configure_optimizers`` returns for a network with ``head`` and ``layer_groups()``.
+
+    The partial optimizer carries the base learning rate and weight decay; :func:`param_groups` gives per-block
+    learning rates. Parameters outside the head and the blocks (a ViT's cls token, a final norm) train at the
+    backbone rate. The scheduler, if any, steps every optimizer step; ``total_steps`` may be a function, called
+    only when there is a scheduler (``lambda: trainer.estimated_stepping_batches``).
+    """
+    probe = optimizer_factory(params=[nn.Parameter(torch.zeros(1))])
+    lr, wd = probe.defaults["lr"], probe.defaults.get("weight_decay", 0.0)
+    groups = param_groups(net.head, net.layer_groups(), lr, wd, backbone_lr_mult, layer_decay)
+    grouped = {id(p) for g in groups for p in g["params"]}
+    rest = [p for p in net.parameters() if id(p) not in grouped]
+    if rest:
+        groups.append({"params": rest, "lr": lr * backbone_lr_mult, "weight_decay": 0.0, "name": "backbone.other"})
+    optimizer = optimizer_factory(params=groups)
+    if not scheduler_factory:  # None, or {} from scheduler=none
+        return optimizer
+    scheduler = scheduler_factory(optimizer, total_steps=int(total_steps() if callable(total_steps) else total_steps))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
 def _warmup_then(fn: Callable[[float], float], warmup_steps: int, total_steps: int) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < warmup_steps:

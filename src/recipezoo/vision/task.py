@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
@@ -15,7 +13,8 @@ import torchmetrics as tm
 from torch import nn
 
 from recipezoo.core.finetune import FineTuningCallback, FineTuningPolicy
-from recipezoo.core.optim import param_groups
+from recipezoo.core.metrics import write_confusion_matrix
+from recipezoo.core.optim import configure
 
 log = logging.getLogger(__name__)
 
@@ -147,16 +146,7 @@ class ImageClassifier(L.LightningModule):
         matrix = self.confusion.compute().cpu().tolist()  # reduced over ranks; rows = true, columns = predicted
         self.confusion.reset()
         self.test_confusion_matrix = matrix
-        # Written next to the run's metrics; a logger-less trainer (scripts/evaluate.py) writes no files.
-        # Trainer.log_dir broadcasts: every rank must read it, or DDP hangs.
-        log_dir = self.trainer.log_dir if self.trainer.loggers else None
-        if self.trainer.is_global_zero and log_dir:
-            path = Path(log_dir) / "test_confusion_matrix.csv"
-            with open(path, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["true\\predicted", *self.labels])
-                for name, row in zip(self.labels, matrix):
-                    w.writerow([name, *row])
+        write_confusion_matrix(self.trainer, self.labels, matrix)
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -188,21 +178,11 @@ class ImageClassifier(L.LightningModule):
         )
 
     def configure_optimizers(self) -> Any:
-        # The partial optimizer carries lr and weight decay; groups give per-block learning rates.
-        probe = self.optimizer_factory(params=[nn.Parameter(torch.zeros(1))])
-        lr, wd = probe.defaults["lr"], probe.defaults.get("weight_decay", 0.0)
-        groups = param_groups(
-            self.net.head, self.net.layer_groups(), lr, wd, self.policy.backbone_lr_mult, self.policy.layer_decay
+        return configure(
+            self.net,
+            self.optimizer_factory,
+            self.scheduler_factory,
+            lambda: self.trainer.estimated_stepping_batches,
+            self.policy.backbone_lr_mult,
+            self.policy.layer_decay,
         )
-        # Parameters outside head and blocks (e.g. timm's cls token, pos embed) train at the backbone rate.
-        grouped = {id(p) for g in groups for p in g["params"]}
-        rest = [p for p in self.net.parameters() if id(p) not in grouped]
-        if rest:
-            groups.append(
-                {"params": rest, "lr": lr * self.policy.backbone_lr_mult, "weight_decay": 0.0, "name": "backbone.other"}
-            )
-        optimizer = self.optimizer_factory(params=groups)
-        if not self.scheduler_factory:  # None, or {} from scheduler=none
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
