@@ -1,7 +1,11 @@
-"""Predict labels for images with a checkpoint or an exported bundle.
+"""Predict with a checkpoint or an exported bundle; the model's task decides what the input is.
 
-python scripts/predict.py ckpt=<.ckpt | export folder | model.onnx | model.pt> input=<image | folder | list.txt>
-                          [output=predictions.csv] [batch_size=64] [overwrite=false]
+python scripts/predict.py ckpt=<.ckpt | export folder | model.onnx | model.pt> input=<...>
+                          [output=predictions.csv] [batch_size=64] [overwrite=false] [column=<text column>]
+
+input: images (an image, a folder, or a .txt list of paths); a table of transactions (fraud); texts (a .txt file
+with one example per line, or a CSV/TSV/JSON-lines table: its text column, or column=...); sentences to tag (a .txt
+file with one sentence per line, a CoNLL-style file, or JSON lines with "tokens").
 """
 
 import sys
@@ -14,7 +18,14 @@ from recipezoo.core.errors import ConfigError
 def main(argv: list[str]) -> None:
     opts, overrides = parse_key_values(
         argv,
-        {"ckpt": None, "input": None, "output": "predictions.csv", "batch_size": 64, "overwrite": False},
+        {
+            "ckpt": None,
+            "input": None,
+            "output": "predictions.csv",
+            "batch_size": 64,
+            "overwrite": False,
+            "column": None,
+        },
         "predict",
     )
     if overrides:
@@ -22,10 +33,12 @@ def main(argv: list[str]) -> None:
             f"predict takes no config overrides (got {overrides[0]}); preprocessing comes from the model."
         )
     if not opts["ckpt"] or not opts["input"]:
-        raise ConfigError("pass ckpt=<checkpoint or export folder> and input=<image, folder or list>.")
+        raise ConfigError("pass ckpt=<checkpoint or export folder> and input=<file or folder to predict>.")
     from recipezoo.predict import predict
 
-    predict(opts["ckpt"], opts["input"], opts["output"], int(opts["batch_size"]), bool(opts["overwrite"]))
+    predict(
+        opts["ckpt"], opts["input"], opts["output"], int(opts["batch_size"]), bool(opts["overwrite"]), opts["column"]
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,12 @@ from recipezoo.core.export import (
 log = logging.getLogger("recipezoo")
 
 # Task -> the torch-free module copied into ONNX bundles as loader.py.
-RUNTIMES = {"image_classification": "recipezoo.runtime.vision", "fraud_detection": "recipezoo.runtime.tabular"}
+RUNTIMES = {
+    "image_classification": "recipezoo.runtime.vision",
+    "fraud_detection": "recipezoo.runtime.tabular",
+    "text_classification": "recipezoo.runtime.text",
+    "token_classification": "recipezoo.runtime.text",
+}
 
 
 def default_output(ckpt: str | Path, fmt: str) -> Path:

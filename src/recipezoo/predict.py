@@ -1,7 +1,8 @@
 """Predict with a checkpoint or an exported bundle: the function behind ``scripts/predict.py``.
 
 The task decides what ``input`` is and what the CSV holds: images -> label and class probabilities (vision);
-a table -> score, calibrated probability and decision per row (fraud detection).
+a table -> score, calibrated probability and decision per row (fraud detection); texts (a .txt file, one example
+per line, or a table's text column) -> label and probabilities, or tags and entities per word (NLP).
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from typing import Any
 from recipezoo.core.errors import ConfigError
 
 # LightningModule class -> task name, as export metadata spells it.
-TASKS = {"ImageClassifier": "image_classification", "FraudDetector": "fraud_detection"}
+TASKS = {
+    "ImageClassifier": "image_classification",
+    "FraudDetector": "fraud_detection",
+    "TextClassifier": "text_classification",
+    "TokenClassifier": "token_classification",
+}
 
 
 def task_of(ckpt: str | Path) -> str:
@@ -41,12 +47,19 @@ def predict(
     output: str | Path = "predictions.csv",
     batch_size: int = 64,
     overwrite: bool = False,
+    column: str | None = None,
 ) -> list[dict[str, Any]]:
     """Predict every example of ``input`` and write one CSV row each to ``output`` (never overwritten unless asked).
 
+    ``column`` names the text column of a table input (text tasks; default: the one the model was trained on).
     Returns the rows written.
     """
-    if task_of(ckpt) == "fraud_detection":
+    task = task_of(ckpt)
+    if task in ("text_classification", "token_classification"):
+        from recipezoo.nlp.predict import predict_texts
+
+        return predict_texts(ckpt, input, output, batch_size, overwrite, column)
+    if task == "fraud_detection":
         from recipezoo.fraud.predict import predict_table
 
         return predict_table(ckpt, input, output, batch_size, overwrite)

@@ -81,11 +81,23 @@ def load_config(name: str, pretrained: Any = False) -> Any:
     return _from_hub(AutoConfig.from_pretrained, encoder_source(name, pretrained), "the model config")
 
 
+def config_from_dict(config: dict[str, Any]) -> Any:
+    """A ``transformers`` config from its ``to_dict()`` (what ``data_info.encoder_config`` keeps)."""
+    from transformers import AutoConfig
+
+    d = dict(config)
+    model_type = d.pop("model_type", None)
+    if not model_type:
+        raise PretrainedError("the saved encoder config has no model_type; it cannot rebuild the encoder.")
+    return AutoConfig.for_model(model_type, **d)
+
+
 def load_encoder(
     name: str,
     pretrained: Any = False,
     attn_implementation: str | None = "sdpa",
     weights_only: bool = True,
+    encoder_config: dict[str, Any] | None = None,
 ) -> nn.Module:
     """Build a Hugging Face encoder (``AutoModel``), with pretrained weights or not.
 
@@ -97,6 +109,8 @@ def load_encoder(
             into ``name``'s architecture with every key and shape checked.
         attn_implementation: ``sdpa`` (fused attention kernels) where the model supports it, else ``eager``.
         weights_only: ``torch.load(weights_only=...)`` for ``.bin``/``.pth``/``.ckpt`` weight files.
+        encoder_config: the encoder's config as a dict; when given, a randomly initialised (or weights-file) encoder
+            is built from it without reading ``name`` (checkpoints rebuild their encoder offline this way).
 
     Raises:
         PretrainedError: the model cannot be found or downloaded (offline: says how to pass a local folder), or the
@@ -116,7 +130,7 @@ def load_encoder(
         if with_weights:
             log.info("Loading the pretrained encoder from %s", source)
             return _from_hub(AutoModel.from_pretrained, source, "the pretrained encoder", **kwargs)
-        config = load_config(source)
+        config = config_from_dict(encoder_config) if encoder_config else load_config(source)
         return AutoModel.from_config(config, **kwargs)
 
     try:
@@ -133,7 +147,9 @@ def load_encoder(
     if weight_file:
         door.load_into(model, door.load_state_dict(pretrained, weights_only), source=f"weights {pretrained}")
         log.info("Loaded encoder weights from %s", pretrained)
-    return model
+    # from_pretrained returns the model in eval mode, and Lightning keeps the modes it finds: without this,
+    # dropout would stay off for the whole fine-tuning run.
+    return model.train()
 
 
 def load_tokenizer(source: str) -> Any:
@@ -457,6 +473,7 @@ def create_text_classifier(
     dropout: float | None = None,
     attn_implementation: str | None = "sdpa",
     weights_only: bool = True,
+    encoder_config: dict[str, Any] | None = None,
     **scratch_kwargs: Any,
 ) -> nn.Module:
     """A sequence classifier: ``name`` is a recipezoo scratch network or any Hugging Face encoder.
@@ -472,6 +489,7 @@ def create_text_classifier(
         dropout: before the head (None: each network's default).
         attn_implementation: see :func:`load_encoder`.
         weights_only: see :func:`load_encoder`.
+        encoder_config: see :func:`load_encoder`.
         scratch_kwargs: size options of the scratch networks (``embed_dim``, ``dim``, ``layers``...).
     """
     if is_scratch(name):
@@ -491,7 +509,7 @@ def create_text_classifier(
     if scratch_kwargs:
         log.info("Ignoring scratch-network options for %s: %s", name, ", ".join(scratch_kwargs))
     net = HFSequenceClassifier(
-        load_encoder(name, pretrained, attn_implementation, weights_only),
+        load_encoder(name, pretrained, attn_implementation, weights_only, encoder_config),
         num_labels,
         pooling,
         0.1 if dropout is None else dropout,
@@ -508,13 +526,15 @@ def create_token_classifier(
     dropout: float = 0.1,
     attn_implementation: str | None = "sdpa",
     weights_only: bool = True,
+    encoder_config: dict[str, Any] | None = None,
 ) -> nn.Module:
     """A per-token classifier (NER, POS) on any Hugging Face encoder; see :func:`create_text_classifier`."""
     if is_scratch(name):
         raise ConfigError(
             f"token classification needs a Hugging Face encoder (backbone.name=<hub id or folder>), not {name}."
         )
-    net = HFTokenClassifier(load_encoder(name, pretrained, attn_implementation, weights_only), num_labels, dropout)
+    encoder = load_encoder(name, pretrained, attn_implementation, weights_only, encoder_config)
+    net = HFTokenClassifier(encoder, num_labels, dropout)
     check_vocab(net, vocab_size, name)
     return net
 

@@ -1,0 +1,227 @@
+"""NLP prediction on raw text with a checkpoint, an ONNX bundle or a TorchScript bundle, into a CSV.
+
+Inputs: a text file (one example per line; for token classification, one sentence per line, split on whitespace),
+a table (CSV/TSV/JSON lines/Parquet: the text column the model was trained on, or ``column=...``), or for token
+classification a CoNLL-style file. Every backend tokenizes with :mod:`recipezoo.runtime.text` and the tokenizer the
+model was trained with (from the checkpoint or the bundle), so the three give the same predictions.
+
+Output rows: text classification ``row, text, prediction, confidence, prob_<label>...`` (multi-label:
+``prediction`` lists the labels at or above their thresholds, joined by ``;``); token classification
+``row, tokens, tags, entities`` (``TYPE: words | ...``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recipezoo.core.errors import ConfigError, DataError, new_output_file
+from recipezoo.runtime import text as rt
+
+log = logging.getLogger("recipezoo")
+
+_TABLES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".json", ".parquet", ".pq")
+
+
+class TextPredictor:
+    """Logits for padded token batches from a checkpoint (eager), a TorchScript or an ONNX bundle.
+
+    Attributes:
+        meta: task, labels, preprocessing, and for multi-label the thresholds (a bundle's ``metadata.json``, or
+            the same facts from a checkpoint).
+        tokenizer: the ``tokenizers.Tokenizer`` the model was trained with.
+    """
+
+    def __init__(self, ckpt: str | Path) -> None:
+        p = Path(os.path.expanduser(str(ckpt)))
+        self.run: Callable[[dict[str, np.ndarray]], np.ndarray]
+        if p.suffix == ".ckpt":
+            import torch
+
+            from recipezoo.core.checkpoint import load_module
+
+            module, cfg = load_module(p)
+            spec = module.export_spec(1)
+            self.meta = {"format": "ckpt", **spec.metadata}
+            tokenizer_json = module.files.get(rt_file(self.meta))
+            net = spec.model
+
+            def run(batch: dict[str, np.ndarray]) -> np.ndarray:
+                with torch.no_grad():
+                    return net(*(torch.from_numpy(batch[n]) for n in self.inputs)).float().numpy()
+
+        else:
+            bundle = p if p.is_dir() else p.parent
+            if not (bundle / "metadata.json").is_file():
+                raise ConfigError(f"{p} is neither a .ckpt nor an export folder with metadata.json.")
+            self.meta = json.loads((bundle / "metadata.json").read_text())
+            if self.meta.get("task") not in ("text_classification", "token_classification"):
+                raise ConfigError(f"{bundle} is a '{self.meta.get('task')}' bundle, not a text one.")
+            tokenizer_json = (bundle / rt_file(self.meta)).read_text()
+            model_file = bundle / self.meta["model_file"]
+            if self.meta["format"] == "onnx":
+                import onnxruntime as ort
+
+                opts = ort.SessionOptions()
+                opts.log_severity_level = 3
+                session = ort.InferenceSession(str(model_file), opts, providers=["CPUExecutionProvider"])
+                names = [i.name for i in session.get_inputs()]
+
+                def run(batch: dict[str, np.ndarray]) -> np.ndarray:
+                    return session.run(None, {n: batch[n] for n in names})[0]
+
+            else:
+                import torch
+
+                script = torch.jit.load(str(model_file), map_location="cpu").eval()
+
+                def run(batch: dict[str, np.ndarray]) -> np.ndarray:
+                    with torch.no_grad():
+                        return script(*(torch.from_numpy(batch[n]) for n in self.inputs)).float().numpy()
+
+        if not tokenizer_json:
+            raise ConfigError(f"{p} carries no tokenizer; re-export it with this version of recipezoo.")
+        pp = self.meta["preprocessing"]
+        self.inputs = list(pp["model_inputs"])
+        self.pad_id = int(pp["pad_id"])
+        self.labels: list[str] = list(self.meta["labels"])
+        self.tokenizer = rt.load_tokenizer(tokenizer_json, int(pp["max_length"]))
+        self.run = run
+
+    @property
+    def task(self) -> str:
+        return str(self.meta["task"])
+
+    def logits(self, encodings: Sequence[Any]) -> np.ndarray:
+        batch = rt.pad(
+            [e.ids for e in encodings],
+            self.pad_id,
+            [e.type_ids for e in encodings] if "token_type_ids" in self.inputs else None,
+        )
+        return self.run(batch)
+
+    def classify(self, texts: Sequence[str], pairs: Sequence[str] | None, batch_size: int) -> np.ndarray:
+        """Probabilities ``(N, num_labels)``."""
+        out = []
+        for i in range(0, len(texts), batch_size):
+            enc = rt.encode_texts(
+                self.tokenizer, texts[i : i + batch_size], pairs[i : i + batch_size] if pairs is not None else None
+            )
+            logits = self.logits(enc)
+            out.append(rt.sigmoid(logits) if self.meta.get("multi_label") else rt.softmax(logits))
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
+
+    def tag(self, sentences: Sequence[Sequence[str]], batch_size: int) -> list[list[str]]:
+        """One tag per word (words cut off by truncation: ``O``)."""
+        outside = self.labels.index("O") if "O" in self.labels else 0
+        tags = []
+        for i in range(0, len(sentences), batch_size):
+            chunk = sentences[i : i + batch_size]
+            enc = rt.encode_words(self.tokenizer, chunk)
+            pred = self.logits(enc).argmax(-1)  # (B, T)
+            for b, (e, words) in enumerate(zip(enc, chunk)):
+                index = rt.first_subtokens(e.word_ids, len(words))
+                ks = np.where(index >= 0, pred[b, index.clip(min=0)], outside)
+                tags.append([self.labels[int(k)] for k in ks])
+        return tags
+
+
+def rt_file(meta: dict[str, Any]) -> str:
+    return str(meta["preprocessing"].get("tokenizer_file", "tokenizer.json"))
+
+
+def read_inputs(
+    input: str | Path, predictor: TextPredictor, column: str | None
+) -> tuple[list[str], list[Any], list[str] | None]:
+    """``(row ids, texts or word lists, second texts or None)`` from a text file, a table or a CoNLL-style file."""
+    from recipezoo.nlp.data import column as get_column
+    from recipezoo.nlp.data import read_text_file, read_text_table
+
+    p = Path(os.path.expanduser(str(input)))
+    if not p.is_file():
+        raise DataError(f"input not found: {p}. Pass input=<text file (one example per line), or a table>.")
+    suffix = p.suffix.lower()
+    if predictor.task == "token_classification":
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            frame = read_text_table(p)
+            words = [[str(w) for w in ws] for ws in get_column(frame, "tokens", p, "tokens")]
+        elif suffix == ".txt":
+            words = [line.split() for line in read_text_file(p).splitlines() if line.strip()]
+        else:  # CoNLL-style: the token in the first column, a blank line between sentences, tags ignored
+            words, current = [], []
+            for line in [*read_text_file(p).splitlines(), ""]:
+                parts = line.split()
+                if parts and parts[0] != "-DOCSTART-":
+                    current.append(parts[0])
+                elif current:
+                    words.append(current)
+                    current = []
+        if not words:
+            raise DataError(f"{p} holds no sentences.")
+        return [str(i) for i in range(len(words))], words, None
+    if suffix == ".txt" or suffix not in _TABLES:
+        texts = [line for line in read_text_file(p).splitlines() if line.strip()]
+        if not texts:
+            raise DataError(f"{p} has no non-empty lines.")
+        return [str(i) for i in range(len(texts))], texts, None
+    frame = read_text_table(p)
+    pp = predictor.meta["preprocessing"]
+    texts = get_column(frame, column or pp.get("text_column") or "text", p, "text")
+    pair_name = pp.get("text_pair_column")
+    pairs = get_column(frame, pair_name, p, "text_pair") if pair_name else None
+    return [str(i) for i in range(len(texts))], texts, pairs
+
+
+def predict_texts(
+    ckpt: str | Path,
+    input: str | Path,
+    output: str | Path = "predictions.csv",
+    batch_size: int = 64,
+    overwrite: bool = False,
+    column: str | None = None,
+) -> list[dict[str, Any]]:
+    """Predict every example of ``input`` and write one CSV row each to ``output`` (see the module docstring)."""
+    from recipezoo.nlp.metrics import get_entities
+
+    out = new_output_file(output, overwrite)
+    predictor = TextPredictor(ckpt)
+    ids, texts, pairs = read_inputs(input, predictor, column)
+    rows: list[dict[str, Any]] = []
+    if predictor.task == "token_classification":
+        for i, words, tags in zip(ids, texts, predictor.tag(texts, batch_size)):
+            spans = get_entities(tags) if predictor.meta.get("scheme") != "tags" else []
+            rows.append(
+                {
+                    "row": i,
+                    "tokens": " ".join(words),
+                    "tags": " ".join(tags),
+                    "entities": " | ".join(f"{k}: {' '.join(words[a : b + 1])}" for k, a, b in spans),
+                }
+            )
+    else:
+        proba = predictor.classify(texts, pairs, batch_size)
+        thresholds = np.asarray(predictor.meta.get("threshold", 0.5), dtype=np.float32)
+        for i, text, p in zip(ids, texts, proba):
+            if predictor.meta.get("multi_label"):
+                picked = [predictor.labels[j] for j in np.flatnonzero(p >= np.broadcast_to(thresholds, p.shape))]
+                head = {"prediction": ";".join(picked), "confidence": float(p.max()) if len(p) else 0.0}
+            else:
+                k = int(p.argmax())
+                head = {"prediction": predictor.labels[k], "confidence": float(p[k])}
+            rows.append(
+                {"row": i, "text": text, **head, **{f"prob_{n}": float(v) for n, v in zip(predictor.labels, p)}}
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    log.info("Wrote %d predictions to %s", len(rows), out)
+    return rows
