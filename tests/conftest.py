@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -26,16 +30,63 @@ FAST = [
 ]
 # A tiny backbone for recipes whose own backbone is large or pretrained.
 TINY = ["backbone.name=convnet_tiny", "backbone.pretrained=false", "data.image_size=16", "data.resize_size=16"]
-# Per domain (the first part of a recipe name): what makes its recipes tiny.
+_TMP = Path(tempfile.mkdtemp(prefix="recipezoo-tests-"))
+atexit.register(shutil.rmtree, _TMP, True)
+
+
+@functools.cache
+def tiny_bert() -> str:
+    """A tiny randomly initialised BERT with a WordPiece vocabulary covering the NLP synthetic twins, saved as a
+    Hugging Face folder (what ``backbone.pretrained=/path/to/folder`` loads)."""
+    return str(make_tiny_bert(_TMP / "tiny-bert"))
+
+
+def make_tiny_bert(folder: Path, extra_words: Sequence[str] = (), seed: int = 0) -> Path:
+    import string
+
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    from recipezoo.nlp.data import SYNTHETIC_WORDS
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    words = [w for w in dict.fromkeys([*SYNTHETIC_WORDS, *extra_words]) if w not in chars]
+    vocab = specials + chars + words + ["##" + c for c in string.ascii_lowercase + string.digits]
+    folder.mkdir(parents=True, exist_ok=True)
+    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(folder)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def _tiny_nlp(recipe: str) -> list[str]:
+    common = ["data.synthetic_size=160", "data.batch_size=16", f"data.cache_dir={_TMP / 'nlp-cache'}"]
+    if recipe.endswith("_scratch"):
+        return [*common, "data.vocab_size=200"]
+    return [*common, f"backbone.name={tiny_bert()}", f"backbone.pretrained={tiny_bert()}"]
+
+
+# Per domain (the first part of a recipe name): what makes its recipes tiny (a list, or a function of the recipe).
 TINY_BY_DOMAIN = {
     "vision": TINY,
     "fraud": ["data.synthetic_rows=800", "data.synthetic_positive_rate=0.1", "data.batch_size=128"],
+    "nlp": _tiny_nlp,
 }
 
 
 def tiny(recipe: str) -> list[str]:
     """The overrides that make ``recipe`` tiny (its domain's entry of TINY_BY_DOMAIN)."""
-    return TINY_BY_DOMAIN[recipe.split("/")[0]]
+    entry = TINY_BY_DOMAIN[recipe.split("/")[0]]
+    return list(entry(recipe) if callable(entry) else entry)
 
 
 def compose_config(overrides: Sequence[str], output_dir: Path, fast: bool = True) -> DictConfig:

@@ -130,7 +130,33 @@ def _check_fraud_bundle(bundle: Path, on_disk: dict, config: dict, fmt: str) -> 
         assert set(np.unique(scored["decision"])) <= {False, True}
 
 
-CHECK_BUNDLE = {"image_classification": _check_image_bundle, "fraud_detection": _check_fraud_bundle}
+def _check_text_bundle(bundle: Path, on_disk: dict, config: dict, fmt: str) -> None:
+    data_info = config["data_info"]
+    assert on_disk["labels"] == data_info["labels"]
+    assert (bundle / "tokenizer.json").is_file() and on_disk["files"] == ["tokenizer.json"]
+    names = list(on_disk["inputs"])
+    assert names[:2] == ["input_ids", "attention_mask"]
+    assert all(i["shape"][:2] == ["batch", "sequence"] for i in on_disk["inputs"].values())
+    if fmt == "onnx":
+        # The bundled loader tokenizes raw text and predicts with onnxruntime and tokenizers alone.
+        model = _load_loader(bundle).load_bundle(bundle)
+        if on_disk["task"] == "token_classification":
+            tags = model.predict([["alice", "visited", "paris"], "bob met the acme"])
+            assert [len(t) for t in tags] == [3, 4]
+            assert set(tags[0]) | set(tags[1]) <= set(on_disk["labels"])
+        else:
+            proba = model.predict_proba(["a really good movie", "the plot was dull"])
+            assert proba.shape == (2, len(on_disk["labels"]))
+            if not on_disk["multi_label"]:
+                assert np.allclose(proba.sum(1), 1.0, atol=1e-5)
+
+
+CHECK_BUNDLE = {
+    "image_classification": _check_image_bundle,
+    "fraud_detection": _check_fraud_bundle,
+    "text_classification": _check_text_bundle,
+    "token_classification": _check_text_bundle,
+}
 
 
 def test_fast_dev_run_smoke(make_cfg: Any, tmp_path: Path) -> None:
