@@ -4,6 +4,10 @@ training-time predictions, multi-label thresholds, evaluation and resume from th
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +255,45 @@ def test_hub_id_without_network_says_how_to_pass_a_folder(monkeypatch: pytest.Mo
 def test_missing_local_folder_is_not_mistaken_for_a_hub_id(tmp_path: Path) -> None:
     with pytest.raises(PretrainedError, match="not found"):
         load_encoder("bert-base-uncased", str(tmp_path / "no-such-folder"))
+
+
+TORCH_FREE = textwrap.dedent("""
+    import json, runpy, sys
+    for name in ("torch", "transformers", "recipezoo"):
+        sys.modules[name] = None  # any import of them now raises ImportError: the bundle must do without
+    bundle, texts = sys.argv[1], sys.argv[2:]
+    sys.path.insert(0, bundle)
+    from loader import load_bundle
+    model = load_bundle(bundle)
+    print(json.dumps({"proba": model.predict_proba(texts).tolist(), "preds": model.predict(texts)}))
+    sys.argv = ["loader.py", bundle, *texts]
+    runpy.run_path(bundle + "/loader.py", run_name="__main__")
+""")
+
+
+@pytest.mark.export
+def test_onnx_text_bundle_predicts_with_onnxruntime_and_tokenizers_alone(
+    text_ckpt: tuple[Path, dict], tmp_path: Path
+) -> None:
+    ckpt, _ = text_ckpt
+    export(ckpt, "onnx", tmp_path / "onnx")
+    texts = ["a really good movie", "the plot was dull and awful", "it was quite lovely"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-c", TORCH_FREE, str(tmp_path / "onnx"), *texts],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[0])
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
+    rows = predict(ckpt, tmp_path / "in.csv", tmp_path / "out.csv")
+    np.testing.assert_allclose(
+        np.asarray(result["proba"]), [[r["prob_negative"], r["prob_positive"]] for r in rows], atol=1e-5
+    )
+    assert [p[0] for p in result["preds"]] == [r["prediction"] for r in rows] == ["positive", "negative", "positive"]
+    assert [line.split("\t")[0] for line in lines[1:]] == texts  # the bundle's command line

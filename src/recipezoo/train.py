@@ -74,7 +74,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         The summary: run folder, checkpoint paths, best validation score, test metrics, wall time.
     """
     start = time.perf_counter()
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         # Lightning adds its own console handler when imported before logging is configured; route its messages
         # through the run's handlers (console + train.log) instead, so each line appears once.
         logging.getLogger(name).handlers.clear()
