@@ -76,7 +76,7 @@ def test_missing_column_lists_the_columns_found(tmp_path: Path) -> None:
 
 def test_wrong_separator_is_detected_and_named(tmp_path: Path) -> None:
     p = _write(tmp_path / "d.csv", "text\tlabel\ngood film\tpos\nbad film\tneg\n")  # a .csv that is tab-separated
-    with pytest.raises(DataError, match=r"looks tab.*-separated: pass data.sep="):
+    with pytest.raises(DataError, match=r"looks tab \('\\t'\)-separated: pass data.sep='\\t'\."):
         _dm(p).setup()
 
 

@@ -157,7 +157,8 @@ def read_text_table(
     except pd.errors.ParserError as e:
         guess = _guess_separator(sample)
         hint = (
-            f" The file looks {_SEP_NAMES.get(guess, repr(guess))}-separated: pass data.sep='{guess}'."
+            f" The file looks {_SEP_NAMES.get(guess, repr(guess))}-separated: pass "
+            f"data.sep='{guess.replace(chr(9), chr(92) + 't')}'."
             if guess and guess != sep
             else " Check data.sep and that every row has the same number of fields."
         )
@@ -176,7 +177,8 @@ def _wrong_separator_hint(frame: Any, path: Path) -> str:
     first = [str(frame.columns[0]), *map(str, frame.iloc[:20, 0].tolist())]
     guess = _guess_separator(first)
     if guess and guess != frame.attrs.get("sep"):
-        return f" {path.name} looks {_SEP_NAMES.get(guess, repr(guess))}-separated: pass data.sep='{guess}'."
+        shown = guess.replace("\t", "\\t")
+        return f" {path.name} looks {_SEP_NAMES.get(guess, repr(guess))}-separated: pass data.sep='{shown}'."
     return ""
 
 
@@ -195,12 +197,15 @@ def column(frame: Any, name: Any, path: Path, what: str) -> list[str]:
         if re.fullmatch(r"-?\d+", key) and -frame.shape[1] <= int(key) < frame.shape[1]:
             return ["" if v is None else str(v) for v in frame.iloc[:, int(key)].tolist()]
     key = options[0]
+    separator = _wrong_separator_hint(frame, path)
+    if separator:  # one column holding the whole line: the separator is wrong, not the column name
+        raise DataError(f"cannot find the {what} column '{'/'.join(options)}':{separator}")
     found = ", ".join(map(str, frame.columns[:20]))
     raise DataError(
         f"{path.name} has no {what} column '{'/'.join(options)}'; columns found: {found}."
-        f"{close_matches(key, frame.columns)}{_wrong_separator_hint(frame, path)} Set data.{what}_column=<name> "
-        "(a position 0, 1, ... also works, and a list [a, b] takes whichever each file has; for a file without a "
-        "header row: data.header=false, with data.columns=[...] to name its columns)."
+        f"{close_matches(key, frame.columns)} Set data.{what}_column=<name> (a position 0, 1, ... also works, and "
+        "a list [a, b] takes whichever each file has; for a file without a header row: data.header=false, with "
+        "data.columns=[...] to name its columns)."
     )
 
 

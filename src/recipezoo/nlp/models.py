@@ -70,7 +70,10 @@ def _from_hub(fn: Callable[..., Any], source: str, what: str, **kwargs: Any) -> 
                 "holds config.json, the weights (model.safetensors or pytorch_model.bin) and the tokenizer files."
             ) from None
         if door.looks_like_path(source):
-            raise PretrainedError(f"{what} not found: {source}. Pass an existing Hugging Face folder.") from None
+            raise PretrainedError(
+                f"{what} not found: {source}. Pass an existing Hugging Face model folder (config.json, the weights, "
+                "the tokenizer files) or a hub id."
+            ) from None
         raise door.offline_hint(f"{what} '{source}'", e) from None
 
 
@@ -78,7 +81,7 @@ def load_config(name: str, pretrained: Any = False) -> Any:
     """The ``transformers`` config of the encoder (from the hub id or the local folder)."""
     from transformers import AutoConfig
 
-    return _from_hub(AutoConfig.from_pretrained, encoder_source(name, pretrained), "the model config")
+    return _from_hub(AutoConfig.from_pretrained, encoder_source(name, pretrained), "the encoder")
 
 
 def config_from_dict(config: dict[str, Any]) -> Any:
