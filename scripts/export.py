@@ -1,6 +1,6 @@
 """Export a checkpoint to ONNX or TorchScript and verify it against eager PyTorch (non-zero exit on mismatch).
 
-python scripts/export.py ckpt=outputs/.../checkpoints/best.ckpt format=onnx|torchscript [output=DIR]
+python scripts/export.py ckpt=outputs/.../checkpoints/best.ckpt format=onnx|torchscript|torch_export [output=DIR]
                          [tolerance=1e-4] [batch_size=8] [overwrite=false]
 """
 

@@ -297,3 +297,26 @@ def test_onnx_text_bundle_predicts_with_onnxruntime_and_tokenizers_alone(
     )
     assert [p[0] for p in result["preds"]] == [r["prediction"] for r in rows] == ["positive", "negative", "positive"]
     assert [line.split("\t")[0] for line in lines[1:]] == texts  # the bundle's command line
+
+
+@pytest.mark.export
+def test_torchscript_falls_back_to_torch_export_when_tracing_fails(
+    text_ckpt: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recipezoo.export as export_module
+
+    def untraceable(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("this network does not trace")
+
+    monkeypatch.setattr(export_module, "export_torchscript", untraceable)
+    ckpt, _ = text_ckpt
+    meta = export(ckpt, "torchscript", tmp_path / "ts")
+    assert meta["format"] == "torch_export" and meta["model_file"] == "model.pt2"
+    assert meta["parity"]["passed"] and not (tmp_path / "ts" / "model.pt").exists()
+    pd.DataFrame({"text": ["a really good movie", "dull and awful"]}).to_csv(tmp_path / "in.csv", index=False)
+    from_program = predict(tmp_path / "ts", tmp_path / "in.csv", tmp_path / "a.csv")
+    from_ckpt = predict(ckpt, tmp_path / "in.csv", tmp_path / "b.csv")
+    assert [r["prediction"] for r in from_program] == [r["prediction"] for r in from_ckpt]
+    np.testing.assert_allclose(
+        [r["prob_positive"] for r in from_program], [r["prob_positive"] for r in from_ckpt], atol=1e-5
+    )

@@ -25,6 +25,7 @@ from recipezoo.core.export import (
     Runner,
     eager,
     export_onnx,
+    export_program,
     export_torchscript,
     latency_ms,
     max_abs_diff,
@@ -61,7 +62,8 @@ def export(
 
     Args:
         ckpt: a checkpoint written by ``train.py``.
-        format: ``onnx`` or ``torchscript``.
+        format: ``onnx``, ``torchscript`` (falls back to ``torch_export`` when the network does not trace) or
+            ``torch_export`` (a ``torch.export`` program, ``model.pt2``).
         output: the bundle folder (default ``<run>/export/<format>``); must be new or empty unless ``overwrite``.
         tolerance: largest max-abs difference from eager PyTorch accepted.
         batch_size: batch size of the parity check (a second, different size checks the dynamic batch axis).
@@ -90,7 +92,23 @@ def export(
     spec = module.export_spec(batch_size)
     model_path = out / FILENAMES[format]
     log.info("Exporting %s to %s ...", format, model_path)
-    (export_onnx if format == "onnx" else export_torchscript)(spec, model_path)
+    if format == "onnx":
+        export_onnx(spec, model_path)
+    elif format == "torch_export":
+        export_program(spec, model_path)
+    else:
+        try:
+            export_torchscript(spec, model_path)
+        except Exception as e:  # some architectures do not trace: torch.export serves the same users
+            log.warning(
+                "TorchScript tracing failed (%s: %s); exporting with torch.export instead (model.pt2, loaded with "
+                "torch.export.load(path).module()).",
+                type(e).__name__,
+                str(e).splitlines()[0][:200] if str(e) else "",
+            )
+            model_path.unlink(missing_ok=True)
+            format, model_path = "torch_export", out / FILENAMES["torch_export"]
+            export_program(spec, model_path)
 
     runner = Runner(format, model_path)
     diff = max_abs_diff(eager(spec, spec.inputs), runner(spec.inputs))

@@ -20,8 +20,8 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("onnx", "torchscript")
-FILENAMES = {"onnx": "model.onnx", "torchscript": "model.pt"}
+FORMATS = ("onnx", "torchscript", "torch_export")
+FILENAMES = {"onnx": "model.onnx", "torchscript": "model.pt", "torch_export": "model.pt2"}
 
 
 @dataclass
@@ -45,15 +45,19 @@ class ExportSpec:
     make_inputs: Callable[[int], dict[str, torch.Tensor]] | None = None
 
 
+def _dynamic_shapes(spec: ExportSpec) -> dict[str, dict[int, Any]]:
+    """torch.export's dynamic shapes for ``spec``, keyed by the forward() parameter names (mapped positionally)."""
+    import inspect
+
+    names = list(spec.inputs)
+    params = [p for p in inspect.signature(spec.model.forward).parameters][: len(names)]
+    return {p: {axis: torch.export.Dim.DYNAMIC for axis in spec.dynamic_axes.get(n, {})} for p, n in zip(params, names)}
+
+
 def export_onnx(spec: ExportSpec, path: Path, opset: int = 18) -> None:
     """Write ``spec.model`` as ONNX with the dynamic axes of ``spec`` (torch.export-based exporter)."""
     args = tuple(spec.inputs.values())
     names = list(spec.inputs)
-    dynamic_shapes = {n: {axis: torch.export.Dim.DYNAMIC for axis in spec.dynamic_axes.get(n, {})} for n in names}
-    # torch.export names inputs after the forward() parameters; map ours onto them positionally.
-    import inspect
-
-    params = [p for p in inspect.signature(spec.model.forward).parameters][: len(names)]
     program = torch.onnx.export(
         spec.model,
         args,
@@ -61,7 +65,7 @@ def export_onnx(spec: ExportSpec, path: Path, opset: int = 18) -> None:
         input_names=names,
         output_names=spec.output_names,
         opset_version=opset,
-        dynamic_shapes={p: dynamic_shapes[n] for p, n in zip(params, names)},
+        dynamic_shapes=_dynamic_shapes(spec),
         external_data=False,
         verbose=False,
     )
@@ -75,8 +79,25 @@ def export_torchscript(spec: ExportSpec, path: Path) -> None:
     traced.save(str(path))
 
 
+def export_program(spec: ExportSpec, path: Path) -> None:
+    """Write ``spec.model`` as a ``torch.export`` program (``.pt2``), with the dynamic axes of ``spec``.
+
+    For networks TorchScript cannot trace; load it with :func:`load_torch`.
+    """
+    with torch.no_grad():
+        program = torch.export.export(spec.model, tuple(spec.inputs.values()), dynamic_shapes=_dynamic_shapes(spec))
+    torch.export.save(program, str(path))
+
+
+def load_torch(path: str | Path) -> Any:
+    """An exported PyTorch model, callable on positional tensors: TorchScript (``.pt``) or torch.export (``.pt2``)."""
+    if str(path).endswith(".pt2"):
+        return torch.export.load(str(path)).module()
+    return torch.jit.load(str(path), map_location="cpu").eval()
+
+
 class Runner:
-    """Runs an exported file on numpy inputs: onnxruntime for ONNX, ``torch.jit.load`` for TorchScript."""
+    """Runs an exported file on numpy inputs: onnxruntime for ONNX, torch for TorchScript / torch.export."""
 
     def __init__(self, fmt: str, path: Path) -> None:
         self.fmt = fmt
@@ -87,7 +108,7 @@ class Runner:
             opts.log_severity_level = 3
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         else:
-            self.module = torch.jit.load(str(path), map_location="cpu").eval()
+            self.module = load_torch(path)
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> list[np.ndarray]:
         if self.fmt == "onnx":

@@ -52,12 +52,10 @@ def score_frame(ckpt: str | Path, frame: Any, batch_size: int = 4096) -> tuple[d
             from recipezoo.runtime.tabular import OnnxFraudScorer
 
             return OnnxFraudScorer(bundle).score(frame, batch_size), meta
-        import torch
+        from recipezoo.core.export import load_torch
 
         pre = TabularPreprocessor.from_dict(meta["preprocessing"])
-        scores = _score_with_torch(
-            torch.jit.load(str(bundle / meta["model_file"])).eval(), *pre.transform(frame), batch_size
-        )
+        scores = _score_with_torch(load_torch(bundle / meta["model_file"]), *pre.transform(frame), batch_size)
         threshold = meta.get("threshold")
         decision = scores >= (np.nan if threshold is None else float(threshold))
         return {"score": scores, "probability": calibrate(scores, meta.get("calibration")), "decision": decision}, meta

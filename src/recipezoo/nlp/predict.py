@@ -80,7 +80,9 @@ class TextPredictor:
             else:
                 import torch
 
-                script = torch.jit.load(str(model_file), map_location="cpu").eval()
+                from recipezoo.core.export import load_torch
+
+                script = load_torch(model_file)  # TorchScript, or a torch.export program
 
                 def run(batch: dict[str, np.ndarray]) -> np.ndarray:
                     with torch.no_grad():

@@ -67,9 +67,9 @@ class _Predictor:
 
                 self.onnx = OnnxImageClassifier(bundle)
             else:
-                import torch
+                from recipezoo.core.export import load_torch
 
-                self.script = torch.jit.load(str(model_file), map_location="cpu").eval()
+                self.script = load_torch(model_file)
         else:
             raise ConfigError(f"{p} is neither a .ckpt nor an export folder with metadata.json.")
 
