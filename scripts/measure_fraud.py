@@ -24,13 +24,9 @@ def main(argv: list[str]) -> int:
         "recipes": "fraud/tabular_mlp,fraud/ft_transformer,fraud/autoencoder",
         "out": str(ROOT / "outputs" / "measure_fraud" / time.strftime("%Y-%m-%d_%H-%M-%S")),
     }
-    overrides = []
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key in opts:
-            opts[key] = value
-        else:
-            overrides.append(arg)
+    from recipezoo.cli import split_options
+
+    overrides = split_options(argv, opts)
     data_path = next((o.split("=", 1)[1] for o in overrides if o.startswith("data.path=")), None)
     if not data_path:
         sys.exit("usage: python scripts/measure_fraud.py data.path=/path/to/table.csv data.target=<column> [...]")

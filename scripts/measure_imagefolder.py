@@ -19,13 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str]) -> int:
     opts = {"recipe": "vision/imagefolder_finetune", "target_acc": None, "run_dir": None}
-    overrides = []
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key in opts:
-            opts[key] = value
-        else:
-            overrides.append(arg)
+    from recipezoo.cli import split_options
+
+    overrides = split_options(argv, opts)
     if not any(o.startswith("data.root=") for o in overrides):
         sys.exit("usage: python scripts/measure_imagefolder.py data.root=/path/to/images [overrides ...]")
     run_dir = Path(opts["run_dir"] or ROOT / "outputs" / "measure" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()

@@ -125,13 +125,9 @@ def main(argv: list[str]) -> int:
         "tasks": "sst2,sst2_scratch,sms_spam,conll2003,goemotions,latency",
         "out": str(ROOT / "outputs" / "measure_nlp" / time.strftime("%Y-%m-%d_%H-%M-%S")),
     }
-    overrides = []
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key in opts:
-            opts[key] = value
-        else:
-            overrides.append(arg)
+    from recipezoo.cli import split_options
+
+    overrides = split_options(argv, opts)
     if not opts["data_root"] or not opts["encoder"]:
         sys.exit("usage: python scripts/measure_nlp.py data_root=/path/to/nlp encoder=/path/to/hf_folder [tasks=...]")
     import torch

@@ -115,6 +115,19 @@ def parse_key_values(argv: Sequence[str], allowed: dict[str, Any], script: str) 
     return options, overrides
 
 
+def split_options(argv: Sequence[str], options: dict[str, Any]) -> list[str]:
+    """For the measurement scripts: fill ``options`` (``key=value`` with a known key) in place, return the rest
+    (overrides passed on to train.py)."""
+    rest = []
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key in options:
+            options[key] = value
+        else:
+            rest.append(arg)
+    return rest
+
+
 def train_in_subprocess(root: Path, recipe: str, overrides: Sequence[str], run_dir: Path) -> tuple[dict, float]:
     """Run ``python train.py +recipe=... overrides`` exactly as a user would; return its summary and wall time (s).
 

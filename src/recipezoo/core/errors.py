@@ -51,6 +51,17 @@ def new_output_file(path: str | os.PathLike, overwrite: bool = False) -> Path:
     return out
 
 
+def write_rows(out: Path, rows: list[dict]) -> None:
+    """Write prediction rows (dicts with the same keys) to a CSV file that :func:`new_output_file` cleared."""
+    import csv
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def close_matches(word: str, options: Iterable[str], n: int = 4) -> str:
     """Return a ``did you mean ...?`` hint, or an empty string when nothing is close."""
     options = list(dict.fromkeys(options))  # the same name may come from several sources

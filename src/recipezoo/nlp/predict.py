@@ -12,7 +12,6 @@ Output rows: text classification ``row, text, prediction, confidence, prob_<labe
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from recipezoo.core.errors import ConfigError, DataError, new_output_file
+from recipezoo.core.errors import ConfigError, DataError, new_output_file, write_rows
 from recipezoo.runtime import text as rt
 
 log = logging.getLogger("recipezoo")
@@ -220,10 +219,6 @@ def predict_texts(
             rows.append(
                 {"row": i, "text": text, **head, **{f"prob_{n}": float(v) for n, v in zip(predictor.labels, p)}}
             )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(out, rows)
     log.info("Wrote %d predictions to %s", len(rows), out)
     return rows

@@ -22,7 +22,7 @@ from torch import nn
 from recipezoo.core.errors import ConfigError
 from recipezoo.core.finetune import FineTuningCallback, FineTuningPolicy
 from recipezoo.core.metrics import write_confusion_matrix
-from recipezoo.core.optim import configure
+from recipezoo.core.optim import configure_module
 from recipezoo.nlp.metrics import MultilabelThresholdSweep, SpanF1
 from recipezoo.runtime.text import IGNORE
 
@@ -87,14 +87,7 @@ class _TextTask(L.LightningModule):
         return [FineTuningCallback(self.policy)]
 
     def configure_optimizers(self) -> Any:
-        return configure(
-            self.net,
-            self.optimizer_factory,
-            self.scheduler_factory,
-            lambda: self.trainer.estimated_stepping_batches,
-            self.policy.backbone_lr_mult,
-            self.policy.layer_decay,
-        )
+        return configure_module(self)
 
     def export_metadata(self) -> dict[str, Any]:
         return {}

@@ -7,7 +7,6 @@ torch-free deployment uses.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from recipezoo.core.errors import ConfigError, DataError, new_output_file
+from recipezoo.core.errors import ConfigError, DataError, new_output_file, write_rows
 from recipezoo.runtime.vision import preprocess, softmax
 
 log = logging.getLogger("recipezoo")
@@ -126,11 +125,7 @@ def predict_images(
         )
     if not rows:
         raise DataError(f"none of the {len(files)} input file(s) could be read as an image.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(out, rows)
     log.info("Wrote %d predictions to %s", len(rows), out)
     return rows
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from recipezoo.core.finetune import FineTuningCallback, FineTuningPolicy
 from recipezoo.core.metrics import write_confusion_matrix
-from recipezoo.core.optim import configure
+from recipezoo.core.optim import configure_module
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +178,4 @@ class ImageClassifier(L.LightningModule):
         )
 
     def configure_optimizers(self) -> Any:
-        return configure(
-            self.net,
-            self.optimizer_factory,
-            self.scheduler_factory,
-            lambda: self.trainer.estimated_stepping_batches,
-            self.policy.backbone_lr_mult,
-            self.policy.layer_decay,
-        )
+        return configure_module(self)
