@@ -8,11 +8,15 @@ import os
 import sys
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
+from recipezoo.core.marks import mark
 
-from recipezoo.cli import check_recipe_args, exit_on_user_error, explicit_run_dir, print_recipes
-from recipezoo.core.errors import OutputExistsError
+mark("interpreter started")  # before the heavy imports: start-up is measured by scripts/benchmark.py
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from recipezoo.cli import check_recipe_args, exit_on_user_error, explicit_run_dir, print_recipes  # noqa: E402
+from recipezoo.core.errors import OutputExistsError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 
@@ -20,6 +24,7 @@ ROOT = Path(__file__).resolve().parent
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
+    mark("config composed")
     from recipezoo.train import run  # imported here so `list` and --help stay fast
 
     run(cfg)

@@ -5,3 +5,7 @@ Importing the package is cheap on purpose: it imports no torch, so the exported-
 """
 
 __version__ = "0.1.0"
+
+from recipezoo.core.imports import defer_optional_backends as _defer
+
+_defer()  # torchmetrics would import transformers / torchvision / torchaudio at start-up: see core/imports.py

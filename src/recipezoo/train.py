@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recipezoo.core import checkpoint as ckpt_io
 from recipezoo.core.errors import CheckpointError, OutputExistsError
+from recipezoo.core.marks import mark
 from recipezoo.core.seed import seed_everything
 
 log = logging.getLogger("recipezoo")
@@ -57,6 +58,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
             datamodule.restore(saved)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    mark("data ready")
     with open_dict(cfg):
         cfg.data_info = datamodule.info
     if saved.get("num_classes") not in (None, cfg.data_info.get("num_classes")):
@@ -64,7 +66,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
             f"label-count mismatch: the checkpoint {cfg.ckpt_path} has {saved['num_classes']} "
             f"classes, the data {cfg.data_info['num_classes']}."
         )
-    return datamodule, instantiate(cfg.model, _convert_="all")
+    module = instantiate(cfg.model, _convert_="all")
+    mark("model built")
+    return datamodule, module
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -74,6 +78,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         The summary: run folder, checkpoint paths, best validation score, test metrics, wall time.
     """
     start = time.perf_counter()
+    mark("imports done")
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         # Lightning adds its own console handler when imported before logging is configured; route its messages
         # through the run's handlers (console + train.log) instead, so each line appears once.
@@ -106,6 +111,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     callbacks.append(ckpt_io.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
     loggers = _instantiate_all(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    mark("trainer built")
 
     fit_time = 0.0
     if cfg.get("train", True):

@@ -22,6 +22,7 @@ import torchmetrics as tm
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from recipezoo.core.compile import compile_network, network
 from recipezoo.core.errors import ConfigError
 from recipezoo.fraud import metrics as M
 
@@ -146,6 +147,7 @@ class FraudDetector(L.LightningModule):
         prevalence: the real fraud rate, when the data were undersampled: adds ``test/auprc_at_prevalence``.
         preprocessing: the fitted preprocessing (the data's ``info["preprocessing"]``), carried into exports.
         positive_label: the raw label value of the positive (fraud) class, carried into exports.
+        compile: ``torch.compile`` the network for training.
     """
 
     def __init__(
@@ -168,6 +170,7 @@ class FraudDetector(L.LightningModule):
         prevalence: float | None = None,
         preprocessing: dict[str, Any] | None = None,
         positive_label: Any = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
@@ -198,6 +201,7 @@ class FraudDetector(L.LightningModule):
         self.fpr, self.recall, self.prevalence = float(fpr), float(recall), prevalence
         self.preprocessing = _plain(preprocessing or {})
         self.positive_label = _plain(positive_label)
+        self.compile = bool(compile)
         self.decision = DecisionState()
         # (score, label) pairs of the epoch, one CatMetric so the two columns can never fall out of step;
         # it gathers uneven per-rank lengths under DDP. nan_strategy="disable": never drop a row.
@@ -248,8 +252,11 @@ class FraudDetector(L.LightningModule):
 
     # -- training -----------------------------------------------------------------------------------------------
 
+    def setup(self, stage: str) -> None:
+        compile_network(self, self.compile, stage)
+
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:  # (B, n_num), (B, n_cat) -> (B,)
-        return self.net(x_num, x_cat)
+        return network(self)(x_num, x_cat)
 
     def _classifier_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits, y = logits.float(), y.float()  # the loss in float32 under mixed precision
@@ -264,6 +271,14 @@ class FraudDetector(L.LightningModule):
             normal = y < 0.5
             return scores[normal].float().mean() if bool(normal.any()) else scores.new_tensor(math.nan)
         return self._classifier_loss(scores, y)
+
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The training objective of a batch, without logging (what a plain PyTorch loop computes)."""
+        x_num, x_cat, y = batch
+        if self.score_kind == "anomaly":
+            normal = y < 0.5
+            return self(x_num[normal], x_cat[normal]).float().mean()
+        return self._classifier_loss(self(x_num, x_cat), y)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor | None:
         x_num, x_cat, y = batch

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 import torchmetrics as tm
 from torch import nn
 
+from recipezoo.core.compile import compile_network, network
 from recipezoo.core.errors import ConfigError
 from recipezoo.core.finetune import FineTuningCallback, FineTuningPolicy
 from recipezoo.core.metrics import write_confusion_matrix
@@ -68,9 +69,11 @@ class _TextTask(L.LightningModule):
         finetune: dict[str, Any] | FineTuningPolicy | None,
         labels: Sequence[str],
         preprocessing: dict[str, Any] | None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.net = net
+        self.compile = bool(compile)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.policy = finetune if isinstance(finetune, FineTuningPolicy) else FineTuningPolicy(**(finetune or {}))
@@ -78,10 +81,13 @@ class _TextTask(L.LightningModule):
         self.preprocessing = dict(preprocessing or {})
         self.files: dict[str, Any] = {}
 
+    def setup(self, stage: str) -> None:
+        compile_network(self, self.compile, stage)
+
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return self.net(input_ids, attention_mask, token_type_ids)
+        return network(self)(input_ids, attention_mask, token_type_ids)
 
     def configure_callbacks(self) -> list[L.Callback]:
         return [FineTuningCallback(self.policy)]
@@ -150,6 +156,7 @@ class TextClassifier(_TextTask):
             maximise macro F1 after every validation epoch and saved with that epoch's checkpoint),
             ``tune_per_label`` (one per label), or a number.
         preprocessing: the tokenizer settings (``data_info.preprocessing``), carried into exports.
+        compile: ``torch.compile`` the network for training.
     """
 
     task = "text_classification"
@@ -166,9 +173,10 @@ class TextClassifier(_TextTask):
         label_smoothing: float = 0.0,
         threshold: str | float = "tune",
         preprocessing: dict[str, Any] | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__(
-            net, optimizer, scheduler, finetune, labels or [str(i) for i in range(num_classes)], preprocessing
+            net, optimizer, scheduler, finetune, labels or [str(i) for i in range(num_classes)], preprocessing, compile
         )
         self.num_classes = int(num_classes)
         self.multi_label = bool(multi_label)
@@ -207,10 +215,13 @@ class TextClassifier(_TextTask):
             return F.binary_cross_entropy_with_logits(logits.float(), y.float())
         return F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
 
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training objective of a batch, without logging (what a plain PyTorch loop computes)."""
+        return self._loss(self(**_model_inputs(batch)), batch["labels"])
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(**_model_inputs(batch))
-        loss = self._loss(logits, batch["labels"])
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=logits.shape[0])
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
         return loss
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
@@ -303,6 +314,7 @@ class TokenClassifier(_TextTask):
         labels: tag names in index order.
         scheme: ``BIO``/``BIOES`` (entity-level scoring) or ``tags`` (word-level scoring).
         preprocessing: the tokenizer settings, carried into exports.
+        compile: ``torch.compile`` the network for training.
     """
 
     task = "token_classification"
@@ -317,9 +329,10 @@ class TokenClassifier(_TextTask):
         labels: Sequence[str] | None = None,
         scheme: str = "BIO",
         preprocessing: dict[str, Any] | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__(
-            net, optimizer, scheduler, finetune, labels or [str(i) for i in range(num_classes)], preprocessing
+            net, optimizer, scheduler, finetune, labels or [str(i) for i in range(num_classes)], preprocessing, compile
         )
         self.num_classes = int(num_classes)
         self.scheme = scheme
@@ -338,10 +351,14 @@ class TokenClassifier(_TextTask):
         if self.entities:
             self.val_spans, self.test_spans = SpanF1(self.labels), SpanF1(self.labels)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training objective of a batch, without logging (what a plain PyTorch loop computes)."""
         logits = self(**_model_inputs(batch))  # (B, T, C)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=logits.shape[0])
+        return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(batch)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
         return loss
 
     def word_predictions(self, logits: torch.Tensor, word_index: torch.Tensor) -> torch.Tensor:

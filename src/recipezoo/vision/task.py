@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import torchmetrics as tm
 from torch import nn
 
+from recipezoo.core.compile import compile_network, network
 from recipezoo.core.finetune import FineTuningCallback, FineTuningPolicy
 from recipezoo.core.metrics import write_confusion_matrix
 from recipezoo.core.optim import configure_module
@@ -98,9 +99,7 @@ class ImageClassifier(L.LightningModule):
             self.channels_last = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        if self.compile and stage == "fit":
-            # Kept off the module tree so checkpoint keys stay those of the plain network.
-            object.__setattr__(self, "_compiled", torch.compile(self.net))
+        compile_network(self, self.compile, stage)
 
     def configure_callbacks(self) -> list[L.Callback]:
         return [FineTuningCallback(self.policy)]
@@ -108,17 +107,24 @@ class ImageClassifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> logits (B, num_classes)
         if self.channels_last is True:
             x = x.contiguous(memory_format=torch.channels_last)
-        return getattr(self, "_compiled", self.net)(x)
+        return network(self)(x)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def _train_forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         if self.mix is not None:
             x, soft = self.mix(x, y)  # soft targets (B, num_classes)
             logits = self(x)
-            loss = F.cross_entropy(logits, soft, label_smoothing=self.label_smoothing)
-        else:
-            logits = self(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+            return logits, F.cross_entropy(logits, soft, label_smoothing=self.label_smoothing)
+        logits = self(x)
+        return logits, F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The training objective of a batch, without metrics or logging (what a plain PyTorch loop computes)."""
+        return self._train_forward(batch)[1]
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits, loss = self._train_forward(batch)
         self.train_metrics.update(logits.detach(), y)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=x.shape[0])

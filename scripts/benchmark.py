@@ -1,0 +1,161 @@
+"""Benchmark recipes: recipezoo against a hand-written PyTorch loop, side by side, plus start-up and inference.
+
+    python scripts/benchmark.py +recipe=fraud/tabular_mlp [overrides ...] [steps=60] [warmup=10] [window=10]
+                                [rounds=2] [infer=true] [startup=false] [out=outputs/benchmark/<time>]
+    python scripts/benchmark.py all [overrides ...] [nlp:backbone.pretrained=/models/minilm ...]
+
+Each recipe runs on its synthetic twin unless the overrides say otherwise (``data.synthetic=false data.path=...``);
+``<domain>:<override>`` applies an override to that domain's recipes only. ``all`` benchmarks every recipe, each in
+its own process (so peak memory is per recipe), and times start-up (process start to first optimizer step of
+``python train.py``, beside a bare ``import lightning.pytorch``). Writes ``benchmark.json``, prints a table, and
+draws ``ratios.png`` (with matplotlib installed) in the output folder. See docs/performance.md for how to read it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OPTIONS = {
+    "steps": "60",
+    "warmup": "10",
+    "window": "10",
+    "rounds": "2",
+    "infer": "true",
+    "startup": "false",
+    "out": "",
+    "json": "",
+}
+
+
+def _flag(value: str) -> bool:
+    return str(value).lower() in ("1", "true", "yes")
+
+
+def _table(results: list[dict[str, Any]]) -> str:
+    head = (
+        "| recipe | plain ms/step | recipezoo ms/step | ratio | samples/s | tokens/s | loader samples/s | "
+        "peak RSS MB | batch-1 ms eager / TorchScript / ONNX |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['recipe']} | skipped: {r['error']} |")
+            continue
+        inf = r.get("inference", {})
+        lat = " / ".join(f"{inf[k]['batch1_ms']:.2f}" if k in inf else "-" for k in ("eager", "torchscript", "onnx"))
+        ours, plain = r.get("recipezoo", {}), r.get("plain", {})
+        lines.append(
+            f"| {r['recipe']} | {plain.get('step_ms', float('nan')):.2f} | {ours.get('step_ms', float('nan')):.2f} | "
+            f"{r.get('ratio', float('nan')):.3f} | {ours.get('samples_per_s', float('nan')):,.0f} | "
+            f"{ours.get('tokens_per_s', float('nan')):,.0f} | {r['loader'].get('samples_per_s', float('nan')):,.0f} | "
+            f"{r['peak_rss_mb']:,.0f} | {lat} |"
+        )
+    return "\n".join(lines)
+
+
+def _plot(results: list[dict[str, Any]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(no plot: pip install matplotlib)")
+        return False
+    rows = [r for r in results if "ratio" in r]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
+    ax.barh([r["recipe"] for r in rows], [r["ratio"] for r in rows], color="#4c72b0")
+    for goal, style in ((1.03, "--"), (1.2, ":")):
+        ax.axvline(goal, color="grey", linestyle=style, label=f"goal {goal}")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("step time, recipezoo / plain PyTorch loop (lower is better)")
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return True
+
+
+def main(argv: list[str]) -> int:
+    from recipezoo.cli import available_recipes, split_options
+
+    opts = dict(OPTIONS)
+    rest = split_options(argv, opts)
+    recipes = [a.split("=", 1)[1] for a in rest if a.startswith("+recipe=")]
+    overrides = [a for a in rest if not a.startswith("+recipe=") and a != "all"]
+    if "all" in rest:
+        recipes = available_recipes(ROOT / "recipes")
+    if not recipes:
+        sys.exit("usage: python scripts/benchmark.py +recipe=<name> | all [overrides ...] (see the docstring)")
+    if not any(o.startswith("data.synthetic=") or ":data.synthetic=" in o for o in overrides):
+        overrides.insert(0, "data.synthetic=true")
+    out = Path(opts["out"] or ROOT / "outputs" / "benchmark" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    def for_recipe(recipe: str) -> list[str]:
+        domain = recipe.split("/")[0]
+        picked = []
+        for o in overrides:
+            scope, sep, value = o.partition(":")
+            if sep and "=" not in scope:
+                if scope == domain:
+                    picked.append(value)
+            else:
+                picked.append(o)
+        return picked
+
+    results: list[dict[str, Any]] = []
+    numbers = {k: int(opts[k]) for k in ("steps", "warmup", "window", "rounds")}
+    if len(recipes) == 1:
+        from recipezoo.benchmark import benchmark_recipe
+
+        results.append(
+            benchmark_recipe(
+                recipes[0], for_recipe(recipes[0]), infer=_flag(opts["infer"]), out=out / "work", **numbers
+            )  # fmt: skip
+        )
+    else:
+        for recipe in recipes:  # one process each: peak memory per recipe, no state shared between recipes
+            target = out / (recipe.replace("/", "_") + ".json")
+            cmd = [sys.executable, __file__, f"+recipe={recipe}", *for_recipe(recipe), f"json={target}",
+                   f"out={out / recipe.replace('/', '_')}", *(f"{k}={v}" for k, v in numbers.items()),
+                   f"infer={opts['infer']}"]  # fmt: skip
+            print("$", " ".join(cmd[1:]), flush=True)
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            if proc.returncode == 0 and target.is_file():
+                results.append(json.loads(target.read_text())[0])
+            else:
+                error = (proc.stderr.strip().splitlines() or ["failed"])[-1][:160]
+                print(f"  {recipe}: {error}", flush=True)
+                results.append({"recipe": recipe, "error": error})
+    report: dict[str, Any] = {"recipes": results}
+    if _flag(opts["startup"]) or "all" in rest:
+        from recipezoo.benchmark import startup
+
+        report["startup"] = startup()
+    if opts["json"]:
+        Path(opts["json"]).write_text(json.dumps(results, indent=2) + "\n")
+        return 0
+    (out / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(_table(results))
+    if "startup" in report:
+        s = report["startup"]
+        print(
+            f"\nstart-up ({s['recipe']} recipe): first optimizer step after {s['first_step_s']:.2f} s; "
+            f"`import lightning.pytorch` alone {s['import_lightning_s']:.2f} s; ours on top {s['ours_on_top_s']:.2f} s"
+        )
+        for stage, seconds in s["stages_s"].items():
+            print(f"  {stage}: {seconds:.2f} s")
+    plotted = _plot(results, out / "ratios.png")
+    print(f"\nWritten: {out / 'benchmark.json'}" + (f", {out / 'ratios.png'}" if plotted else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
