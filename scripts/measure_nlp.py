@@ -110,7 +110,7 @@ def latency(ckpt: str, out: Path) -> dict[str, Any]:
         bundle = out / f"latency_{fmt}"
         if not bundle.exists():
             export(ckpt, fmt, bundle, measure_latency=False)
-        runner = Runner(fmt, bundle / ("model.onnx" if fmt == "onnx" else "model.pt"))
+        runner = Runner(fmt, bundle / ("model.onnx" if fmt == "onnx" else "model.pt"), torch.get_num_threads())
         result[f"{fmt}_ms"] = latency_ms(lambda r=runner: r(inputs), repeats=50, warmup=10)
         with torch.no_grad():
             eager_out = spec.model(*inputs.values()).numpy()

@@ -233,7 +233,7 @@ def inference(module: L.LightningModule, out: Path, repeats: int = 20) -> dict[s
     for fmt, writer, name in (("torchscript", export_torchscript, "model.pt"), ("onnx", export_onnx, "model.onnx")):
         try:
             writer(spec, out / name)
-            runners[fmt] = Runner(fmt, out / name)
+            runners[fmt] = Runner(fmt, out / name, torch.get_num_threads())  # the same cores as eager
         except Exception as e:  # report, do not stop the benchmark
             log.warning("%s export failed: %s", fmt, str(e).splitlines()[0][:200])
     result: dict[str, Any] = {}

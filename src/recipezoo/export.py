@@ -110,7 +110,7 @@ def export(
             format, model_path = "torch_export", out / FILENAMES["torch_export"]
             export_program(spec, model_path)
 
-    runner = Runner(format, model_path)
+    runner = Runner(format, model_path, torch.get_num_threads())  # timed against eager: the same cores
     diff = max_abs_diff(eager(spec, spec.inputs), runner(spec.inputs))
     other = spec.make_inputs(batch_size // 2 + 1) if spec.make_inputs else None  # another batch size
     if other is not None:

@@ -99,13 +99,18 @@ def load_torch(path: str | Path) -> Any:
 class Runner:
     """Runs an exported file on numpy inputs: onnxruntime for ONNX, torch for TorchScript / torch.export."""
 
-    def __init__(self, fmt: str, path: Path) -> None:
+    def __init__(self, fmt: str, path: Path, threads: int | None = None) -> None:
+        """``threads``: onnxruntime's intra-op threads (default: its own choice, one per core); timing comparisons
+        pass ``torch.get_num_threads()`` so both engines get the same cores."""
         self.fmt = fmt
         if fmt == "onnx":
             import onnxruntime as ort
 
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
+            if threads:
+                opts.intra_op_num_threads = int(threads)
+                opts.inter_op_num_threads = 1
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         else:
             self.module = load_torch(path)
