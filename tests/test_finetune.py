@@ -334,3 +334,24 @@ def test_one_cycle_peaks_at_the_configured_lr() -> None:
     assert max(t[1] for t in trace[:100]) == pytest.approx(0.2)
     assert first.index(max(first)) == 24  # pct_start * total_steps - 1
     assert first[99] < 2.0 / 25  # annealed below the start
+
+
+def test_adamw_is_fused_on_cpu_and_matches_the_unfused_update() -> None:
+    from recipezoo.core.optim import adamw
+
+    torch.manual_seed(0)
+    a = [nn.Parameter(torch.randn(16, 16)) for _ in range(3)]
+    b = [nn.Parameter(p.detach().clone()) for p in a]
+    groups = lambda ps: [{"params": ps[:2], "lr": 1e-2}, {"params": ps[2:], "lr": 1e-3, "weight_decay": 0.0}]  # noqa: E731
+    fused = adamw(groups(a), lr=1e-3, weight_decay=0.1)
+    plain = torch.optim.AdamW(groups(b), lr=1e-3, weight_decay=0.1)
+    assert fused.defaults["fused"] is True and not plain.defaults["fused"]
+    for _ in range(5):
+        for x, y in zip(a, b):
+            g = torch.randn_like(x)
+            x.grad, y.grad = g.clone(), g.clone()
+        fused.step()
+        plain.step()
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+    assert adamw(groups(a), fused=False).defaults["fused"] is None

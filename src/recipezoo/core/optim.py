@@ -16,6 +16,27 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
 
+def adamw(
+    params: Any,
+    lr: float = 1e-3,
+    weight_decay: float = 0.01,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    fused: bool | str | None = "auto",
+) -> torch.optim.AdamW:
+    """``torch.optim.AdamW``, fused by default where torch has the fused kernel (CPU and CUDA).
+
+    The fused update is one kernel over every tensor instead of a Python loop over them: measured on the 2-core CPU
+    for a 22M-parameter encoder, 96 ms per step instead of 313 ms (the for-loop) or 475 ms (foreach), with the
+    same result to 6e-8 (docs/performance.md). ``auto`` falls back to torch's default on other devices (MPS, XLA).
+    """
+    params = list(params)
+    if fused == "auto":
+        tensors = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
+        fused = bool(tensors) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in tensors)
+    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=bool(fused) or None)
+
+
 def _split_decay(params: Sequence[tuple[str, nn.Parameter]]) -> tuple[list, list]:
     # Biases and normalisation weights (1-d tensors) are not decayed: decaying them only hurts.
     decay = [p for _, p in params if p.ndim > 1]
