@@ -320,3 +320,22 @@ def test_torchscript_falls_back_to_torch_export_when_tracing_fails(
     np.testing.assert_allclose(
         [r["prob_positive"] for r in from_program], [r["prob_positive"] for r in from_ckpt], atol=1e-5
     )
+
+
+def test_ddp_on_cpu_tunes_one_threshold_for_every_rank(tmp_path: Path) -> None:
+    """Two gloo processes: the threshold is chosen on validation counts summed over both ranks."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_PORT")}
+    cmd = [sys.executable, "train.py", "+recipe=nlp/text_classification_multilabel",
+           *tiny("nlp/text_classification_multilabel"), "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+           "data.synthetic=true", "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "optimizer.lr=3e-3",
+           f"hydra.run.dir={tmp_path / 'run'}"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and len(summary["global_steps_per_rank"]) == 2
+    assert {"test/f1_macro", "test/f1_micro"} <= set(summary["test"])
+    raw = read(tmp_path / "run" / "checkpoints" / "best.ckpt")
+    assert "tokenizer.json" in raw["recipezoo"]["files"]
+    thresholds = raw["state_dict"]["thresholds"]
+    assert len(set(thresholds.tolist())) == 1
