@@ -1,7 +1,8 @@
 """Predict with a checkpoint or an exported bundle: the function behind ``scripts/predict.py``.
 
 The task decides what ``input`` is and what the CSV holds: images -> label and class probabilities (vision);
-a table -> score, calibrated probability and decision per row (fraud detection).
+a table -> score, calibrated probability and decision per row (fraud detection); users -> their top-``k`` items, or
+(user, item) pairs -> a score each (recommendation).
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from typing import Any
 from recipezoo.core.errors import ConfigError
 
 # LightningModule class -> task name, as export metadata spells it.
-TASKS = {"ImageClassifier": "image_classification", "FraudDetector": "fraud_detection"}
+TASKS = {
+    "ImageClassifier": "image_classification",
+    "FraudDetector": "fraud_detection",
+    "Recommender": "recommendation",
+}
 
 
 def task_of(ckpt: str | Path) -> str:
@@ -41,12 +46,18 @@ def predict(
     output: str | Path = "predictions.csv",
     batch_size: int = 64,
     overwrite: bool = False,
+    k: int = 10,
 ) -> list[dict[str, Any]]:
     """Predict every example of ``input`` and write one CSV row each to ``output`` (never overwritten unless asked).
 
-    Returns the rows written.
+    ``k`` is the length of each user's list (recommendation). Returns the rows written.
     """
-    if task_of(ckpt) == "fraud_detection":
+    task = task_of(ckpt)
+    if task == "recommendation":
+        from recipezoo.recsys.predict import recommend_table
+
+        return recommend_table(ckpt, input, output, k, batch_size, overwrite)
+    if task == "fraud_detection":
         from recipezoo.fraud.predict import predict_table
 
         return predict_table(ckpt, input, output, batch_size, overwrite)
