@@ -115,7 +115,9 @@ def test_targets_tied_with_each_other_take_distinct_positions() -> None:
     assert sorted(ranks[0].tolist()) == [2, 3]
 
 
-def test_chunking_does_not_change_results() -> None:
+@pytest.mark.parametrize("direct_limit", [M.DIRECT_COUNT_LIMIT, 0], ids=["compare", "sort"])
+def test_chunking_does_not_change_results(direct_limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(M, "DIRECT_COUNT_LIMIT", direct_limit)
     g = torch.Generator().manual_seed(0)
     scores = torch.rand(6, 51, generator=g).round(decimals=1)  # many ties
     targets = torch.randint(1, 51, (6, 3), generator=g)
@@ -130,6 +132,22 @@ def test_chunking_does_not_change_results() -> None:
         results.append((ranks, vals))
     for ranks, vals in results[1:]:
         assert torch.equal(ranks, results[0][0]) and torch.equal(vals, results[0][1])
+    # The reference: count by hand (ties pessimistic; other targets ahead when better, or tied and listed first).
+    s_ = scores.clone()
+    s_[:, 0] = float("-inf")
+    for u in range(6):
+        s_[u, seen[u][seen[u] > 0]] = float("-inf")
+        for j, item in enumerate(targets[u].tolist()):
+            if not item:
+                continue
+            t = s_[u, item]
+            others = [x for x in range(1, 51) if x not in targets[u].tolist() and s_[u, x] >= t]
+            ahead = [
+                x
+                for jj, x in enumerate(targets[u].tolist())
+                if x and jj != j and (s_[u, x] > t or (s_[u, x] == t and jj < j))
+            ]
+            assert results[0][0][u, j].item() == 1 + len(others) + len(ahead)
 
 
 def test_agrees_with_torchmetrics_without_ties() -> None:

@@ -34,6 +34,10 @@ from collections.abc import Callable, Sequence
 import torch
 import torchmetrics as tm
 
+# Counting the candidates above each target: a direct comparison up to this many (user, target, item) triples per
+# chunk, else a sort of the chunk (cheaper for users with many targets).
+DIRECT_COUNT_LIMIT = 2**25
+
 
 def _mask_columns(scores: torch.Tensor, items: torch.Tensor, start: int) -> torch.Tensor:
     """Set ``scores[b, items[b, j] - start] = -inf`` where that column is inside the chunk (items 0 = padding)."""
@@ -101,9 +105,13 @@ def rank_targets(
         if top_v.shape[1] > k:
             top_v, pos = top_v.topk(k, dim=1)
             top_i = top_i.gather(1, pos)
-        s_sorted = _mask_columns(s, targets, start).sort(dim=1).values
-        # searchsorted(left) = candidates strictly below the target's score; the rest are >= it (ties count above).
-        above += (end - start) - torch.searchsorted(s_sorted, t_scores)
+        s_count = _mask_columns(s, targets, start)
+        if b * t * (end - start) <= DIRECT_COUNT_LIMIT:
+            # Few targets per user (leave-last-out: one): compare each target with the chunk directly (ties >=).
+            above += (s_count.unsqueeze(1) >= t_scores.unsqueeze(2)).sum(2)
+        else:
+            # Many targets: sort the chunk once; searchsorted(left) counts the candidates strictly below a target.
+            above += (end - start) - torch.searchsorted(s_count.sort(dim=1).values, t_scores)
     # Other targets: those strictly better, and tied ones that come first in `targets`.
     ti, tj = t_scores.unsqueeze(2), t_scores.unsqueeze(1)  # (B, T, 1), (B, 1, T)
     order = torch.arange(t, device=device)
