@@ -67,6 +67,11 @@ def test_headerless_and_other_delimiters(tmp_path: Path) -> None:
     assert list(frame.columns) == ["user", "item", "rating", "timestamp"]
     (tmp_path / "semi.csv").write_text("uid;sku;stars\na;x;4\nb;y;5\n")
     assert list(D.read_table(tmp_path / "semi.csv").columns) == ["uid", "sku", "stars"]
+    # Book-Crossing style: ';' separated, quoted, Latin-1.
+    (tmp_path / "books.csv").write_bytes('"User-ID";"ISBN";"Book-Rating"\n"276725";"034545104X";"0"\n"2";"x";"5"\n'
+                                         .replace('"2"', '"Andr\xe9"').encode("latin-1"))  # fmt: skip
+    books = D.read_table(tmp_path / "books.csv", str_columns=["User-ID", "ISBN"])
+    assert books["User-ID"].tolist() == ["276725", "Andr\xe9"] and books["ISBN"].tolist()[0] == "034545104X"
 
 
 def test_columns_are_detected_or_named(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Pat
         summary = run(
             compose_config([f"+recipe={recipe}", *tiny(recipe), "trainer.max_epochs=2", *extra], root / "run")
         )
-        paths = {"ckpt": Path(summary["best_checkpoint"])}
+        paths = {"ckpt": Path(summary["best_checkpoint"]), "test": summary["test"]}
         for fmt in formats:
             export(paths["ckpt"], fmt, root / fmt, measure_latency=False)
             paths[fmt] = root / fmt
@@ -158,3 +158,12 @@ def test_checkpoint_carries_id_maps_not_in_the_config(bundles: dict) -> None:
     assert info["n_users"] == len(ids) and not any(f"'{u}'" in str(info) for u in ids)  # counts, not the map
     data = np.load(io.BytesIO(files["interactions.npz"]))
     assert data["indptr"][-1] == len(data["items"])
+
+
+@pytest.mark.parametrize("name", ["ncf", "mf"])
+def test_evaluate_reproduces_the_runs_test_metrics(name: str, bundles: dict) -> None:
+    from recipezoo.evaluate import evaluate
+
+    metrics = evaluate(bundles[name]["ckpt"], "test", accelerator="cpu")
+    for key, value in bundles[name]["test"].items():
+        assert metrics[key] == pytest.approx(value, abs=1e-6), key

@@ -68,12 +68,13 @@ ML100K_GENRES = [
 # (compared lower-cased, without '_', '-' and spaces).
 CANDIDATES = {
     "user": ["userid", "user", "uid", "customerid", "customer", "visitorid", "reviewerid", "memberid", "accountid",
-             "clientid", "useridx"],
+             "clientid", "useridx", "username", "buyerid", "viewerid", "readerid", "playerid", "sessionid"],
     "item": ["itemid", "item", "movieid", "movie", "productid", "product", "asin", "iid", "articleid", "trackid",
-             "songid", "bookid", "isbn", "contentid", "sku", "itemidx"],
+             "songid", "bookid", "isbn", "contentid", "sku", "itemidx", "businessid", "artistid", "animeid",
+             "recipeid", "courseid", "videoid", "gameid", "appid", "venueid", "poiid", "newsid", "postid"],
     "rating": ["rating", "ratings", "score", "stars", "star", "overall", "bookrating", "preference"],
     "time": ["timestamp", "time", "ts", "datetime", "date", "eventtime", "unixreviewtime", "createdat",
-             "eventtimestamp", "time_stamp"],
+             "eventtimestamp", "created", "dateadded", "eventdate"],
 }  # fmt: skip
 _COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst")
 _TABLE_KINDS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "text", ".dat": "text", ".data": "text"}
@@ -150,7 +151,11 @@ def read_table(path: str | os.PathLike, what: str = "interactions", str_columns:
         if kind:
             frame = read_movielens(p, kind)
         else:
-            frame = _read_generic(p, what, str_columns)
+            try:
+                frame = _read_generic(p, what, str_columns)
+            except UnicodeDecodeError:  # not UTF-8: many older logs (Book-Crossing, MovieLens) are Latin-1
+                frame = _read_generic(p, what, str_columns, encoding="latin-1")
+                log.info("%s is not UTF-8: read as Latin-1.", p.name)
     except pd.errors.EmptyDataError:
         raise DataError(f"{what} file {p} is empty.") from None
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
@@ -162,7 +167,7 @@ def read_table(path: str | os.PathLike, what: str = "interactions", str_columns:
     return frame
 
 
-def _read_generic(p: Path, what: str, str_columns: Sequence[str]) -> pd.DataFrame:
+def _read_generic(p: Path, what: str, str_columns: Sequence[str], encoding: str = "utf-8") -> pd.DataFrame:
     suffixes = [s.lower() for s in p.suffixes]
     if suffixes and suffixes[-1] in _COMPRESSION:
         suffixes = suffixes[:-1]
@@ -190,18 +195,18 @@ def _read_generic(p: Path, what: str, str_columns: Sequence[str]) -> pd.DataFram
         with open(p, encoding="utf-8", errors="replace") as f:
             first = f.readline()
         sep = next((s for s in ("::", "\t", ",", ";", "|") if s in first), r"\s+")
-    header = pd.read_csv(p, sep=sep, nrows=0, engine="python" if sep == "::" else "c").columns
+    header = pd.read_csv(p, sep=sep, nrows=0, engine="python" if sep == "::" else "c", encoding=encoding).columns
     if len(header) == 1 and kind == "csv":
         with open(p, encoding="utf-8", errors="replace") as f:
             first = f.readline()
         other = next((s for s in ("\t", ";", "|") if s in first), None)
         if other:  # a ".csv" written with another delimiter
             sep = other
-            header = pd.read_csv(p, sep=sep, nrows=0).columns
+            header = pd.read_csv(p, sep=sep, nrows=0, encoding=encoding).columns
     wanted = {_norm(c) for c in str_columns if c}
     dtype = {c: str for c in header if _norm(c) in wanted}
     engine = "python" if sep == "::" else "c"
-    kwargs: dict[str, Any] = {"sep": sep, "dtype": dtype or None, "engine": engine}
+    kwargs: dict[str, Any] = {"sep": sep, "dtype": dtype or None, "engine": engine, "encoding": encoding}
     if engine == "c":
         kwargs["low_memory"] = False
     frame = pd.read_csv(p, **kwargs)
