@@ -99,7 +99,7 @@ def _evaluate_ranking(
     datamodule: Any, split: str, scores_for: Any, excluded: torch.Tensor, pct: torch.Tensor, ks: Sequence[int]
 ) -> dict[str, float]:
     n_cols = len(excluded)
-    metric = M.RankingMetrics(n_cols, ks)
+    metric = M.RankingMetrics(n_cols, ks, sync_on_compute=False)  # baselines run in one process (rank 0 under DDP)
     metric.set_popularity(pct, int((~excluded).sum()))
     for batch in datamodule.eval_dataloader(split):
         scorer = _Scorer(scores_for(batch, n_cols))

@@ -212,14 +212,21 @@ class RankingMetrics(tm.Metric):
         ks: cut-offs.
         pop_percentile: ``(n_items,)`` popularity percentile of each item (see :func:`popularity_percentiles`).
         recommendable: number of items that may be recommended (the coverage denominator).
+        sync_on_compute: gather the sums of every process in ``compute`` (set False where only one process
+            evaluates, e.g. a baseline on rank 0: a sync there would wait for the others forever).
     """
 
     full_state_update = False
 
     def __init__(
-        self, n_items: int, ks: Sequence[int], pop_percentile: torch.Tensor | None = None, recommendable: int = 0
+        self,
+        n_items: int,
+        ks: Sequence[int],
+        pop_percentile: torch.Tensor | None = None,
+        recommendable: int = 0,
+        sync_on_compute: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(sync_on_compute=sync_on_compute)
         self.ks = [int(k) for k in ks]
         self.names = [f"{m}@{k}" for k in self.ks for m in ("hr", "ndcg", "recall")] + ["mrr"]
         self.sampled_names = [f"sampled_{m}@{k}" for k in self.ks for m in ("hr", "ndcg")]
