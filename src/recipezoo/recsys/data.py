@@ -1484,7 +1484,8 @@ class InteractionsDataModule(L.LightningDataModule):
             )
         from recipezoo.nlp.models import embed_texts  # only here: transformers is imported when text is used
 
-        log.info("Embedding %d item texts with %s ...", len(self._item_texts), self.text_encoder)
+        source = self.text_encoder if self.text_pretrained in (True, "true", "True") else self.text_pretrained
+        log.info("Embedding %d item texts with %s (%s) ...", len(self._item_texts), self.text_encoder, source)
         vectors = embed_texts(
             self._item_texts,
             str(self.text_encoder),
