@@ -1,11 +1,12 @@
 """Predict with a checkpoint or an exported bundle; the model's task decides what the input is.
 
 python scripts/predict.py ckpt=<.ckpt | export folder | model.onnx | model.pt> input=<...>
-                          [output=predictions.csv] [batch_size=64] [overwrite=false] [column=<text column>]
+                          [output=predictions.csv] [batch_size=64] [overwrite=false] [column=<text column>] [k=10]
 
 input: images (an image, a folder, or a .txt list of paths); a table of transactions (fraud); texts (a .txt file
 with one example per line, or a CSV/TSV/JSON-lines table: its text column, or column=...); sentences to tag (a .txt
-file with one sentence per line, a CoNLL-style file, or JSON lines with "tokens").
+file with one sentence per line, a CoNLL-style file, or JSON lines with "tokens"); users (users.csv / users.txt:
+their top-k items) or (user, item) pairs (pairs.csv: a score each) for a recommender.
 """
 
 import sys
@@ -25,6 +26,7 @@ def main(argv: list[str]) -> None:
             "batch_size": 64,
             "overwrite": False,
             "column": None,
+            "k": 10,
         },
         "predict",
     )
@@ -37,7 +39,13 @@ def main(argv: list[str]) -> None:
     from recipezoo.predict import predict
 
     predict(
-        opts["ckpt"], opts["input"], opts["output"], int(opts["batch_size"]), bool(opts["overwrite"]), opts["column"]
+        opts["ckpt"],
+        opts["input"],
+        opts["output"],
+        int(opts["batch_size"]),
+        bool(opts["overwrite"]),
+        opts["column"],
+        int(opts["k"]),
     )
 
 

@@ -80,7 +80,36 @@ TINY_BY_DOMAIN = {
     "vision": TINY,
     "fraud": ["data.synthetic_rows=800", "data.synthetic_positive_rate=0.1", "data.batch_size=128"],
     "nlp": _tiny_nlp,
+    "recsys": lambda recipe: [
+        "data.synthetic_users=60",
+        "data.synthetic_items=40",
+        "data.synthetic_cold_items=5",
+        "data.batch_size=64",
+        f"backbone.name={tiny_text_encoder()}",
+        "backbone.pretrained=false",
+    ],
 }
+
+
+@functools.cache
+def tiny_text_encoder() -> Path:
+    """A tiny randomly initialised BERT folder (config and a WordPiece vocabulary covering the recommendation twin's
+    titles; no weights: recipes load it with ``backbone.pretrained=false``)."""
+    from transformers import BertConfig, BertTokenizer
+
+    from recipezoo.recsys.data import _CLUSTER_WORDS, _TITLE_STARTS
+
+    words = sorted({w for _, ws in _CLUSTER_WORDS for w in ws} | {w for s in _TITLE_STARTS for w in s.split()})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "(", ")", *map(str, range(10)), *words]
+    path = _TMP / "tiny-text-encoder"
+    path.mkdir(parents=True, exist_ok=True)
+    BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(str(path))
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=64,
+    )  # fmt: skip
+    config.save_pretrained(str(path))
+    return path
 
 
 def tiny(recipe: str) -> list[str]:

@@ -39,6 +39,7 @@ RUNTIMES = {
     "fraud_detection": "recipezoo.runtime.tabular",
     "text_classification": "recipezoo.runtime.text",
     "token_classification": "recipezoo.runtime.text",
+    "recommendation": "recipezoo.runtime.recsys",
 }
 
 
@@ -92,34 +93,29 @@ def export(
     spec = module.export_spec(batch_size)
     model_path = out / FILENAMES[format]
     log.info("Exporting %s to %s ...", format, model_path)
-    if format == "onnx":
-        export_onnx(spec, model_path)
-    elif format == "torch_export":
-        export_program(spec, model_path)
-    else:
-        try:
-            export_torchscript(spec, model_path)
-        except Exception as e:  # some architectures do not trace: torch.export serves the same users
-            log.warning(
-                "TorchScript tracing failed (%s: %s); exporting with torch.export instead (model.pt2, loaded with "
-                "torch.export.load(path).module()).",
-                type(e).__name__,
-                str(e).splitlines()[0][:200] if str(e) else "",
-            )
-            model_path.unlink(missing_ok=True)
-            format, model_path = "torch_export", out / FILENAMES["torch_export"]
-            export_program(spec, model_path)
+    format, model_path = _write_model(spec, model_path, format)
 
     runner = Runner(format, model_path, torch.get_num_threads())  # timed against eager: the same cores
-    diff = max_abs_diff(eager(spec, spec.inputs), runner(spec.inputs))
-    other = spec.make_inputs(batch_size // 2 + 1) if spec.make_inputs else None  # another batch size
-    if other is not None:
-        diff = max(diff, max_abs_diff(eager(spec, other), runner(other)))
+    diff, other = _parity(spec, runner, batch_size)
+    # Further graphs of the same model (e.g. a recommender's towers): exported and checked the same way.
+    parts_meta: dict[str, Any] = {}
+    part_diffs: dict[str, float] = {}
+    for name, part in spec.parts.items():
+        part_path = out / f"{name}{Path(FILENAMES[format]).suffix}"
+        part_format, part_path = _write_model(part, part_path, format)
+        part_diffs[name], _ = _parity(part, Runner(part_format, part_path), batch_size)
+        parts_meta[name] = {
+            "model_file": part_path.name,
+            "inputs": _input_spec(part),
+            "outputs": part.output_names,
+        }
+    diff = max([diff, *part_diffs.values()])
     parity = {
         "max_abs_diff": diff,
         "tolerance": tolerance,
         "passed": diff <= tolerance,
         "batch_sizes": [batch_size] + ([batch_size // 2 + 1] if other is not None else []),
+        **({"parts": part_diffs} if part_diffs else {}),
     }
     if measure_latency and spec.make_inputs:
         one = spec.make_inputs(1)
@@ -135,21 +131,19 @@ def export(
         "source_checkpoint": str(Path(ckpt).expanduser().resolve()),
         "recipezoo_version": __version__,
         "torch_version": torch.__version__,
-        "inputs": {
-            n: {
-                "shape": [spec.dynamic_axes.get(n, {}).get(i, d) for i, d in enumerate(t.shape)],
-                "dtype": str(t.dtype).removeprefix("torch."),
-            }
-            for n, t in spec.inputs.items()
-        },
+        "inputs": _input_spec(spec),
         "outputs": spec.output_names,
         **spec.metadata,
-        **({"files": sorted(files)} if files else {}),
+        **({"parts": parts_meta} if parts_meta else {}),
+        **({"files": sorted({*files, *spec.files})} if files or spec.files else {}),
         "parity": parity,
     }
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
     for name, content in files.items():  # what the data fitted: a tokenizer, id maps
         (out / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    for name, content in spec.files.items():  # what the model computed for the bundle: e.g. item embeddings
+        if Path(name).name == name:
+            (out / name).write_bytes(content)
     if format == "onnx" and metadata.get("task") in RUNTIMES:
         # The torch-free runtime travels with the bundle, so it predicts where recipezoo is not installed.
         runtime = importlib.import_module(RUNTIMES[metadata["task"]])
@@ -168,3 +162,49 @@ def export(
         )
     log.info("Bundle written to %s", out)
     return metadata
+
+
+def _parity(spec: Any, runner: Runner, batch_size: int) -> tuple[float, Any]:
+    """Largest difference between eager and exported outputs, on the example inputs and on another batch size."""
+    diff = max_abs_diff(eager(spec, spec.inputs), runner(spec.inputs))
+    other = spec.make_inputs(batch_size // 2 + 1) if spec.make_inputs else None  # another batch size
+    if other is not None:
+        diff = max(diff, max_abs_diff(eager(spec, other), runner(other)))
+    return diff, other
+
+
+def _input_spec(spec: Any) -> dict[str, Any]:
+    return {
+        n: {
+            "shape": [spec.dynamic_axes.get(n, {}).get(i, d) for i, d in enumerate(t.shape)],
+            "dtype": str(t.dtype).removeprefix("torch."),
+        }
+        for n, t in spec.inputs.items()
+    }
+
+
+def _write_model(spec: Any, path: Path, format: str) -> tuple[str, Path]:
+    """Write one graph; TorchScript falls back to torch.export (``.pt2``) for a network that does not trace.
+
+    Returns the format and the file actually written.
+    """
+    if format == "onnx":
+        export_onnx(spec, path)
+    elif format == "torch_export":
+        export_program(spec, path)
+    else:
+        try:
+            export_torchscript(spec, path)
+        except Exception as e:  # some architectures do not trace: torch.export serves the same users
+            log.warning(
+                "TorchScript tracing failed (%s: %s); exporting with torch.export instead (%s, loaded with "
+                "torch.export.load(path).module()).",
+                type(e).__name__,
+                str(e).splitlines()[0][:200] if str(e) else "",
+                path.with_suffix(".pt2").name,
+            )
+            path.unlink(missing_ok=True)
+            path = path.with_suffix(".pt2")
+            export_program(spec, path)
+            return "torch_export", path
+    return format, path

@@ -2,7 +2,8 @@
 
 The task decides what ``input`` is and what the CSV holds: images -> label and class probabilities (vision);
 a table -> score, calibrated probability and decision per row (fraud detection); texts (a .txt file, one example
-per line, or a table's text column) -> label and probabilities, or tags and entities per word (NLP).
+per line, or a table's text column) -> label and probabilities, or tags and entities per word (NLP); users -> their
+top-``k`` items, or (user, item) pairs -> a score each (recommendation).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ TASKS = {
     "FraudDetector": "fraud_detection",
     "TextClassifier": "text_classification",
     "TokenClassifier": "token_classification",
+    "Recommender": "recommendation",
 }
 
 
@@ -48,17 +50,22 @@ def predict(
     batch_size: int = 64,
     overwrite: bool = False,
     column: str | None = None,
+    k: int = 10,
 ) -> list[dict[str, Any]]:
     """Predict every example of ``input`` and write one CSV row each to ``output`` (never overwritten unless asked).
 
-    ``column`` names the text column of a table input (text tasks; default: the one the model was trained on).
-    Returns the rows written.
+    ``column`` names the text column of a table input (text tasks; default: the one the model was trained on);
+    ``k`` is the length of each user's list (recommendation). Returns the rows written.
     """
     task = task_of(ckpt)
     if task in ("text_classification", "token_classification"):
         from recipezoo.nlp.predict import predict_texts
 
         return predict_texts(ckpt, input, output, batch_size, overwrite, column)
+    if task == "recommendation":
+        from recipezoo.recsys.predict import recommend_table
+
+        return recommend_table(ckpt, input, output, k, batch_size, overwrite)
     if task == "fraud_detection":
         from recipezoo.fraud.predict import predict_table
 

@@ -35,6 +35,9 @@ class ExportSpec:
         dynamic_axes: per input/output name, ``{axis: name}`` of the axes that may vary (batch, sequence...).
         metadata: task facts for the bundle (labels, preprocessing, ...).
         make_inputs: builds example inputs of another batch size, to prove the batch axis is dynamic.
+        parts: further graphs exported into the same bundle as ``<name>.onnx`` / ``<name>.pt``, each checked for
+            parity like the model (e.g. a recommender's user and item towers beside its scoring model).
+        files: further files written into the bundle, ``{file name: bytes}`` (e.g. item embeddings for an ANN index).
     """
 
     model: nn.Module
@@ -43,6 +46,8 @@ class ExportSpec:
     dynamic_axes: dict[str, dict[int, str]]
     metadata: dict[str, Any] = field(default_factory=dict)
     make_inputs: Callable[[int], dict[str, torch.Tensor]] | None = None
+    parts: dict[str, ExportSpec] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 def _dynamic_shapes(spec: ExportSpec) -> dict[str, dict[int, Any]]:
