@@ -176,11 +176,15 @@ class Recommender(L.LightningModule):
         """Scores ``(B, M)`` of ``items`` ``(B, M)`` for the users in ``query``."""
         return self.net.score(query, items)
 
+    def _train_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        return self._sequence_loss(batch) if "target" in batch else self._pair_loss(batch)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training objective of a batch, without logging (what a plain PyTorch loop computes)."""
+        return self._train_loss(batch)[0]
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        if "target" in batch:
-            loss, n = self._sequence_loss(batch)
-        else:
-            loss, n = self._pair_loss(batch)
+        loss, n = self._train_loss(batch)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         return loss
 
