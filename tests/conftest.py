@@ -30,12 +30,20 @@ TINY = ["backbone.name=convnet_tiny", "backbone.pretrained=false", "data.image_s
 TINY_BY_DOMAIN = {
     "vision": TINY,
     "fraud": ["data.synthetic_rows=800", "data.synthetic_positive_rate=0.1", "data.batch_size=128"],
+    "speech": ["data.batch_size=8", "data.synthetic_size=12"],
+}
+# Per recipe, added after its domain's overrides: where recipes of one domain need different tiny backbones.
+TINY_BY_RECIPE = {
+    "speech/audio_classification": ["backbone.name=audio_resnet_tiny"],
+    "speech/audio_classification_wav2vec2": ["backbone.name=wav2vec2_tiny", "backbone.pretrained=false"],
+    "speech/asr_ctc": ["backbone.name=conformer_tiny"],
+    "speech/asr_ctc_wav2vec2": ["backbone.name=wav2vec2_tiny", "backbone.pretrained=false"],
 }
 
 
 def tiny(recipe: str) -> list[str]:
-    """The overrides that make ``recipe`` tiny (its domain's entry of TINY_BY_DOMAIN)."""
-    return TINY_BY_DOMAIN[recipe.split("/")[0]]
+    """The overrides that make ``recipe`` tiny (its domain's entry of TINY_BY_DOMAIN, then TINY_BY_RECIPE's)."""
+    return TINY_BY_DOMAIN[recipe.split("/")[0]] + TINY_BY_RECIPE.get(recipe, [])
 
 
 def compose_config(overrides: Sequence[str], output_dir: Path, fast: bool = True) -> DictConfig:

@@ -33,7 +33,12 @@ from recipezoo.core.export import (
 log = logging.getLogger("recipezoo")
 
 # Task -> the torch-free module copied into ONNX bundles as loader.py.
-RUNTIMES = {"image_classification": "recipezoo.runtime.vision", "fraud_detection": "recipezoo.runtime.tabular"}
+RUNTIMES = {
+    "image_classification": "recipezoo.runtime.vision",
+    "fraud_detection": "recipezoo.runtime.tabular",
+    "audio_classification": "recipezoo.runtime.audio",
+    "speech_recognition": "recipezoo.runtime.audio",
+}
 
 
 def default_output(ckpt: str | Path, fmt: str) -> Path:

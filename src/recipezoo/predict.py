@@ -14,7 +14,12 @@ from typing import Any
 from recipezoo.core.errors import ConfigError
 
 # LightningModule class -> task name, as export metadata spells it.
-TASKS = {"ImageClassifier": "image_classification", "FraudDetector": "fraud_detection"}
+TASKS = {
+    "ImageClassifier": "image_classification",
+    "FraudDetector": "fraud_detection",
+    "AudioClassifier": "audio_classification",
+    "SpeechRecognizer": "speech_recognition",
+}
 
 
 def task_of(ckpt: str | Path) -> str:
@@ -46,10 +51,15 @@ def predict(
 
     Returns the rows written.
     """
-    if task_of(ckpt) == "fraud_detection":
+    task = task_of(ckpt)
+    if task == "fraud_detection":
         from recipezoo.fraud.predict import predict_table
 
         return predict_table(ckpt, input, output, batch_size, overwrite)
+    if task in ("audio_classification", "speech_recognition"):
+        from recipezoo.speech.predict import predict_audio
+
+        return predict_audio(ckpt, input, output, batch_size, overwrite)
     from recipezoo.vision.predict import predict_images
 
     return predict_images(ckpt, input, output, batch_size, overwrite)
