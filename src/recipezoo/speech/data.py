@@ -68,6 +68,7 @@ LABEL_COLUMNS = ("label", "class", "category", "target", "keyword", "command")
 TEXT_COLUMNS = ("transcript", "text", "sentence", "transcription", "normalized_text", "words", "utterance")
 SPHINX_LINE = re.compile(r"^\s*(?:<s>)?\s*(?P<text>.*?)\s*(?:</s>)?\s*\((?P<id>[^()\s]+)\)\s*$")
 READ_EXTENSIONS = (*AUDIO_EXTENSIONS, ".sph")  # libsndfile also reads (uncompressed) NIST SPHERE
+RESERVED = frozenset({"audio", "rate", "channels", "seconds", "path"})  # item keys the code sets itself
 
 
 def natural_key(text: str) -> list[Any]:
@@ -485,9 +486,6 @@ class SpeechDataModule(L.LightningDataModule):
     def _no_source_message(self) -> str:
         raise NotImplementedError
 
-    def _target_field(self) -> str:
-        raise NotImplementedError
-
     def _fit(self, splits: dict[str, list[dict[str, Any]]]) -> None:
         """Fit what the data decides (labels, vocabulary) on the splits, unless restored from a checkpoint."""
         raise NotImplementedError
@@ -513,7 +511,8 @@ class SpeechDataModule(L.LightningDataModule):
         items = []
         for row in rows:
             p = resolve_path(row[path_column], base)
-            fields = {k: str(v) for k, v in row.items() if k != path_column}
+            # Columns named like the internal keys (audio, rate, ...) would be mistaken for decoded audio: dropped.
+            fields = {k: str(v) for k, v in row.items() if k != path_column and k not in RESERVED}
             items.append({**fields, "path": str(p), "dir": p.parent.name})
         return self._rename_target(items, rows, str(path))
 

@@ -289,11 +289,12 @@ class Conformer(nn.Module):
         self.blocks = nn.ModuleList(_ConformerBlock(dim, heads, ffn_mult, conv_kernel, dropout) for _ in range(layers))
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(dim, vocab_size)
+        self.dim = dim
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, lengths = self.subsampling(x, lengths)  # (B, T', D)
         mask = lengths_mask(lengths, x.shape[1])  # (B, T')
-        x = self.input_dropout(x * math.sqrt(x.shape[-1]) + _sinusoids(x.shape[1], x.shape[-1], x.device))
+        x = self.input_dropout(x * math.sqrt(self.dim) + _sinusoids(x.shape[1], self.dim, x.device))
         x = x * mask[..., None].to(x.dtype)
         for block in self.blocks:
             x = block(x, mask)

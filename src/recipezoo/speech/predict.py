@@ -163,6 +163,16 @@ def predict_audio(
             )
     if not waves:
         raise DataError(f"none of the {len(files)} input file(s) could be used as audio.")
+    limit = model.preprocessing.get("max_seconds")
+    long = [str(f) for f, w in zip(kept, waves) if limit and len(w) > limit * model.sample_rate]
+    if long and model.task == "speech_recognition":
+        log.warning(
+            "%d file(s) are longer than the %g s the model was trained on; they are transcribed whole (memory grows "
+            "with length; split long recordings for best results): %s",
+            len(long),
+            limit,
+            ", ".join(long[:3]) + (" ..." if len(long) > 3 else ""),
+        )
 
     rows: list[dict[str, Any]] = []
     order = sorted(range(len(waves)), key=lambda i: len(waves[i]))  # similar lengths share a batch: less padding
