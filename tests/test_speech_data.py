@@ -407,3 +407,14 @@ def test_synthetic_twins_have_the_real_contract() -> None:
     batch = next(iter(dm.train_dataloader()))
     assert set(batch) == {"audio", "lengths", "index", "label"}
     assert batch["audio"].shape[1] <= 16000  # cropped to the 1 s clip at the 16 kHz model rate
+
+
+def test_speed_perturbation_changes_training_clips_only() -> None:
+    dm = recognition(synthetic=True, synthetic_size=16, speed_perturb=[1.25])
+    train, val = dm.datasets["train"], dm.datasets["val"]
+    full = train.waveform(0).shape[0]
+    assert train[0]["audio"].shape[0] == pytest.approx(full / 1.25, abs=2)
+    assert train[0]["text"] == dm.split_items["train"][0]["text"]
+    assert torch.equal(val[0]["audio"], val.waveform(0))
+    with pytest.raises(ConfigError, match="speed_perturb"):
+        SpeechRecognitionDataModule(speed_perturb=[3.0])

@@ -256,6 +256,7 @@ class AudioDataset(Dataset):
         crop: ``random`` (training) or ``center`` crop to ``clip_samples``, or None.
         clip_samples: the classifier's clip length in samples, or None.
         cache: decoded waveforms shared across datasets of the same items (preloading), or None.
+        speed_perturb: speed factors to draw from per example (training), e.g. ``(0.9, 1.0, 1.1)``, or None.
     """
 
     def __init__(
@@ -267,9 +268,11 @@ class AudioDataset(Dataset):
         crop: str | None = None,
         clip_samples: int | None = None,
         cache: list[torch.Tensor] | None = None,
+        speed_perturb: Sequence[float] | None = None,
     ) -> None:
         self.items, self.targets, self.texts = items, list(targets), texts
         self.sample_rate, self.crop, self.clip_samples, self.cache = sample_rate, crop, clip_samples, cache
+        self.speed_perturb = [float(f) for f in speed_perturb] if speed_perturb else None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -281,6 +284,12 @@ class AudioDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         wave = self.waveform(i)
+        if self.speed_perturb:
+            # Speed perturbation (Ko et al., 2015): play the clip faster or slower, pitch and formants shifting
+            # with it, by resampling from sample_rate * factor; the transcript or label stays.
+            factor = self.speed_perturb[int(torch.randint(len(self.speed_perturb), (1,)))]
+            if factor != 1.0:
+                wave = resample_tensor(wave, int(round(self.sample_rate * factor)), self.sample_rate)
         n = self.clip_samples
         if n and wave.shape[0] > n:
             if self.crop == "random":
@@ -392,6 +401,8 @@ class SpeechDataModule(L.LightningDataModule):
         synthetic: use generated audio instead of files.
         synthetic_size: generated examples per class (classification) or in all (speech recognition).
         synthetic_sample_rate: the rate the synthetic audio is generated at (null: ``sample_rate``).
+        speed_perturb: speed factors training examples are played at, one drawn per example (e.g. ``[0.9, 1.0,
+            1.1]``); null: off.
     """
 
     task = ""
@@ -421,6 +432,7 @@ class SpeechDataModule(L.LightningDataModule):
         synthetic: bool = False,
         synthetic_size: int = 24,
         synthetic_sample_rate: int | None = None,
+        speed_perturb: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.root, self.manifest, self.audio_root = root, manifest, audio_root
@@ -438,6 +450,11 @@ class SpeechDataModule(L.LightningDataModule):
         self.loader_kwargs = loader_settings(num_workers, pin_memory)
         self.synthetic, self.synthetic_size = bool(synthetic), int(synthetic_size)
         self.synthetic_sample_rate = int(synthetic_sample_rate or sample_rate)
+        self.speed_perturb = [float(f) for f in speed_perturb] if speed_perturb else None
+        if self.speed_perturb and not all(0.5 <= f <= 2.0 for f in self.speed_perturb):
+            raise ConfigError(
+                f"data.speed_perturb={list(speed_perturb)}: factors must lie in [0.5, 2] (e.g. [0.9, 1.0, 1.1])."
+            )
         if self.sample_rate < 1000:
             raise ConfigError(f"data.sample_rate={sample_rate} Hz is too low for speech; 8000 or 16000 is usual.")
         if not (
@@ -813,7 +830,8 @@ class SpeechDataModule(L.LightningDataModule):
             self.datasets[s] = self._dataset(splits[s], targets, texts, s, cache.get(s) if cache else None)
 
     def _dataset(self, items: list, targets: list, texts: list | None, split: str, cache: list | None) -> AudioDataset:
-        return AudioDataset(items, targets, texts, self.sample_rate, cache=cache)
+        speed = self.speed_perturb if split == "train" else None
+        return AudioDataset(items, targets, texts, self.sample_rate, cache=cache, speed_perturb=speed)
 
     def _preload(self, splits: dict[str, list[dict[str, Any]]]) -> dict[str, list[torch.Tensor]] | None:
         seconds = sum(i["seconds"] for s in SPLITS for i in splits[s])
@@ -1067,8 +1085,11 @@ class AudioClassificationDataModule(SpeechDataModule):
         return [index[i["label"]] for i in items], None
 
     def _dataset(self, items: list, targets: list, texts: list | None, split: str, cache: list | None) -> AudioDataset:
-        crop = "random" if split == "train" else "center"
-        return AudioDataset(items, targets, None, self.sample_rate, crop, self.clip_samples, cache)
+        train = split == "train"
+        speed = self.speed_perturb if train else None
+        return AudioDataset(
+            items, targets, None, self.sample_rate, "random" if train else "center", self.clip_samples, cache, speed
+        )
 
     def restore(self, info: dict[str, Any] | None) -> None:
         """Adopt a checkpoint's labels, sample rate and clip length (before ``setup``), to evaluate or resume it."""
