@@ -488,7 +488,7 @@ CLASSIFIERS: dict[str, dict[str, Any]] = {
     "audio_resnet_medium": {"stem_width": 48, "widths": (64, 96, 128), "blocks": (2, 2, 2)},
 }
 RECOGNIZERS: dict[str, dict[str, Any]] = {
-    "conformer_tiny": {"dim": 32, "layers": 1, "heads": 2, "conv_kernel": 7, "subsampling_channels": 8},
+    "conformer_tiny": {"dim": 32, "layers": 1, "heads": 2, "conv_kernel": 7, "subsampling_channels": 32},
     # small: ~1.9M parameters; a 4x-subsampled encoder of 4 blocks of width 144 (Conformer-S has 16).
     "conformer_small": {"dim": 144, "layers": 4, "heads": 4, "conv_kernel": 15, "subsampling_channels": 256},
 }
