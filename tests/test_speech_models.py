@@ -163,3 +163,23 @@ def test_policy_keeps_the_feature_encoder_frozen_and_the_transformer_frozen_firs
     callback.on_train_epoch_start(SimpleNamespace(current_epoch=1), module)
     assert not trainable(groups[0]) and not groups[0].training
     assert all(trainable(g) for g in groups[1:]) and trainable(net.head)
+
+
+def test_encoder_masking_skips_batches_shorter_than_a_mask_span() -> None:
+    net = create_audio_classifier("wav2vec2_tiny", 3, mask_time_prob=0.5).train()  # 5% -> 50%
+    net.encoder.config.mask_time_length = 50
+    short = 0.1 * torch.randn(2, 400)  # 20 frames < a 50-frame mask span
+    assert net(short, torch.tensor([400, 300])).shape == (2, 3)
+    net(0.1 * torch.randn(2, 4000), torch.tensor([4000, 3000])).sum().backward()  # long enough: masked as usual
+
+
+def test_masking_can_be_turned_on_for_an_encoder_built_without_it(tmp_path: Path) -> None:
+    from transformers import Wav2Vec2Model
+
+    config = load_speech_encoder("wav2vec2_tiny").config
+    config.mask_time_prob = 0.0  # transformers then builds no mask embedding
+    Wav2Vec2Model(config).save_pretrained(tmp_path / "unmasked")
+    net = create_ctc_model(str(tmp_path / "unmasked"), 5, mask_time_prob=0.2).train()
+    logits, _ = net(0.1 * torch.randn(2, 4000), torch.tensor([4000, 3000]))
+    logits.sum().backward()
+    assert net.encoder.masked_spec_embed.grad is not None

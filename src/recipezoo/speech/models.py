@@ -310,7 +310,8 @@ class Conformer(nn.Module):
 
 def _tiny_config(model_type: str) -> Any:
     """A test-size config of a speech encoder family: 2 layers of width 32, a 2-layer convolutional feature encoder
-    (20x downsampling, receptive field 25 samples), layer-norm feature extractor (attention masks honoured)."""
+    (20x downsampling, receptive field 25 samples), layer-norm feature extractor (attention masks honoured), and the
+    usual time masking in training (5% of frames start a 10-frame span)."""
     from transformers import AutoConfig
 
     return AutoConfig.for_model(
@@ -326,7 +327,7 @@ def _tiny_config(model_type: str) -> Any:
         num_conv_pos_embedding_groups=2,
         feat_extract_norm="layer",
         do_stable_layer_norm=True,
-        mask_time_prob=0.0,
+        mask_time_prob=0.05,
         layerdrop=0.0,
         vocab_size=8,
     )
@@ -393,9 +394,12 @@ class _SpeechEncoderNet(nn.Module):
         super().__init__()
         self.encoder = encoder
         config = encoder.config
+        self.hidden_size = int(config.hidden_size)
         if mask_time_prob is not None:
             config.mask_time_prob = float(mask_time_prob)
-        self.hidden_size = int(config.hidden_size)
+            if config.mask_time_prob > 0 and getattr(encoder, "masked_spec_embed", None) is None:
+                # transformers only creates the mask embedding for models configured with masking.
+                encoder.masked_spec_embed = nn.Parameter(torch.empty(self.hidden_size).uniform_())
         self.conv = [(int(k), int(s)) for k, s in zip(config.conv_kernel, config.conv_stride)]
         # Models whose feature encoder uses layer norm were pretrained with attention masks over padding; those with
         # group norm (wav2vec2-base) were not and must see zero-padded input without a mask (as Hugging Face's
@@ -418,7 +422,15 @@ class _SpeechEncoderNet(nn.Module):
 
     def encode(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = lengths_mask(lengths, wave.shape[1]).long() if self.use_attention_mask else None
-        hidden = self.encoder(input_values=wave, attention_mask=mask).last_hidden_state  # (B, T', H)
+        kwargs: dict[str, Any] = {}
+        config = self.encoder.config
+        if self.training and getattr(config, "mask_time_prob", 0) > 0:
+            frames = int(self.output_lengths(torch.tensor([wave.shape[1]]))[0])
+            if frames < getattr(config, "mask_time_length", 1):
+                # transformers refuses to mask spans longer than the batch (a ValueError mid-training on a batch
+                # of short clips): such a batch goes unmasked instead.
+                kwargs["mask_time_indices"] = torch.zeros(wave.shape[0], frames, dtype=torch.bool, device=wave.device)
+        hidden = self.encoder(input_values=wave, attention_mask=mask, **kwargs).last_hidden_state  # (B, T', H)
         return hidden, self.output_lengths(lengths)
 
     def layer_groups(self) -> list[nn.Module]:
