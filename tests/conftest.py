@@ -88,6 +88,14 @@ TINY_BY_DOMAIN = {
         f"backbone.name={tiny_text_encoder()}",
         "backbone.pretrained=false",
     ],
+    "speech": ["data.batch_size=8", "data.synthetic_size=12"],
+}
+# Per recipe, added after its domain's overrides: where recipes of one domain need different tiny backbones.
+TINY_BY_RECIPE = {
+    "speech/audio_classification": ["backbone.name=audio_resnet_tiny"],
+    "speech/audio_classification_wav2vec2": ["backbone.name=wav2vec2_tiny", "backbone.pretrained=false"],
+    "speech/asr_ctc": ["backbone.name=conformer_tiny"],
+    "speech/asr_ctc_wav2vec2": ["backbone.name=wav2vec2_tiny", "backbone.pretrained=false"],
 }
 
 
@@ -113,9 +121,10 @@ def tiny_text_encoder() -> Path:
 
 
 def tiny(recipe: str) -> list[str]:
-    """The overrides that make ``recipe`` tiny (its domain's entry of TINY_BY_DOMAIN)."""
+    """The overrides that make ``recipe`` tiny: its domain's entry of TINY_BY_DOMAIN (a list, or a function of the
+    recipe), then TINY_BY_RECIPE's."""
     entry = TINY_BY_DOMAIN[recipe.split("/")[0]]
-    return list(entry(recipe) if callable(entry) else entry)
+    return list(entry(recipe) if callable(entry) else entry) + TINY_BY_RECIPE.get(recipe, [])
 
 
 def compose_config(overrides: Sequence[str], output_dir: Path, fast: bool = True) -> DictConfig:

@@ -56,7 +56,7 @@ def test_recipe_trains_and_tests(trained: tuple[str, Path, dict]) -> None:
     saved = OmegaConf.load(out / "config.yaml")  # the resolved config, with what the data fitted
     monitored = saved.monitor.metric.split("/", 1)[1]
     value = summary["test"][f"test/{monitored}"]
-    # Scores that are maximised are rates in [0, 1]; minimised ones are errors (a rating RMSE may exceed 1).
+    # Maximised scores (accuracy, AUPRC, NDCG) are rates in [0, 1]; minimised ones are errors (RMSE, WER, CER), >= 0.
     assert 0.0 <= value <= 1.0 if saved.monitor.mode == "max" else 0.0 <= value < float("inf")
     assert summary["epochs"] == 1
     assert saved.recipe_name == name
@@ -173,12 +173,36 @@ def _check_recsys_bundle(bundle: Path, on_disk: dict, config: dict, fmt: str) ->
         assert {source for _, _, source in top} == {"model"}
 
 
+def _check_audio_bundle(bundle: Path, on_disk: dict, config: dict, fmt: str) -> None:
+    data_info = config["data_info"]
+    classifier = on_disk["task"] == "audio_classification"
+    assert on_disk[("labels" if classifier else "tokens")] == data_info["labels" if classifier else "tokens"]
+    assert on_disk["preprocessing"]["sample_rate"] == on_disk["frontend"]["sample_rate"] == data_info["sample_rate"]
+    assert [i["dtype"] for i in on_disk["inputs"].values()] == ["float32", "int64"]
+    if fmt == "onnx":
+        # The bundled loader reads an audio file at another rate, resamples it and labels / transcribes it on its own.
+        import soundfile as sf
+
+        rate = 11025
+        t = np.arange(int(0.6 * rate)) / rate
+        sf.write(bundle.parent / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * t), rate)
+        model = _load_loader(bundle).load_bundle(bundle)
+        if classifier:
+            proba = model.predict_proba([str(bundle.parent / "tone.wav")])
+            assert proba.shape == (1, len(on_disk["labels"])) and abs(float(proba.sum()) - 1.0) < 1e-4
+        else:
+            (text,) = model.transcribe([str(bundle.parent / "tone.wav")])
+            assert set(text) <= set(on_disk["tokens"][1:])
+
+
 CHECK_BUNDLE = {
     "image_classification": _check_image_bundle,
     "fraud_detection": _check_fraud_bundle,
     "text_classification": _check_text_bundle,
     "token_classification": _check_text_bundle,
     "recommendation": _check_recsys_bundle,
+    "audio_classification": _check_audio_bundle,
+    "speech_recognition": _check_audio_bundle,
 }
 
 

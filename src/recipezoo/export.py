@@ -40,6 +40,8 @@ RUNTIMES = {
     "text_classification": "recipezoo.runtime.text",
     "token_classification": "recipezoo.runtime.text",
     "recommendation": "recipezoo.runtime.recsys",
+    "audio_classification": "recipezoo.runtime.audio",
+    "speech_recognition": "recipezoo.runtime.audio",
 }
 
 

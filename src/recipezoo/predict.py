@@ -22,6 +22,8 @@ TASKS = {
     "TextClassifier": "text_classification",
     "TokenClassifier": "token_classification",
     "Recommender": "recommendation",
+    "AudioClassifier": "audio_classification",
+    "SpeechRecognizer": "speech_recognition",
 }
 
 
@@ -70,6 +72,10 @@ def predict(
         from recipezoo.fraud.predict import predict_table
 
         return predict_table(ckpt, input, output, batch_size, overwrite)
+    if task in ("audio_classification", "speech_recognition"):
+        from recipezoo.speech.predict import predict_audio
+
+        return predict_audio(ckpt, input, output, batch_size, overwrite)
     from recipezoo.vision.predict import predict_images
 
     return predict_images(ckpt, input, output, batch_size, overwrite)
