@@ -22,7 +22,7 @@ from torch import nn
 
 from recipezoo.core.errors import ConfigError
 from recipezoo.core.finetune import FineTuningCallback, FineTuningPolicy
-from recipezoo.core.optim import param_groups
+from recipezoo.core.optim import configure_module
 from recipezoo.runtime.audio import ctc_collapse
 from recipezoo.speech.frontend import FrontEnd, WaveAugment, spec_augment
 
@@ -72,27 +72,6 @@ def build_augment(augment: dict[str, Any] | None, frontend: FrontEnd) -> tuple[W
         )
     )
     return wave, spec
-
-
-def configure_optimizers(module: L.LightningModule) -> Any:
-    """Param groups with the fine-tuning policy's per-block learning rates, and a per-step schedule."""
-    net, policy = module.net, module.policy
-    # The partial optimizer carries lr and weight decay; groups give per-block learning rates.
-    probe = module.optimizer_factory(params=[nn.Parameter(torch.zeros(1))])
-    lr, wd = probe.defaults["lr"], probe.defaults.get("weight_decay", 0.0)
-    groups = param_groups(net.head, net.layer_groups(), lr, wd, policy.backbone_lr_mult, policy.layer_decay)
-    # Parameters outside head and blocks (e.g. wav2vec2's masked_spec_embed) train at the backbone rate.
-    grouped = {id(p) for g in groups for p in g["params"]}
-    rest = [p for p in net.parameters() if id(p) not in grouped]
-    if rest:
-        groups.append(
-            {"params": rest, "lr": lr * policy.backbone_lr_mult, "weight_decay": 0.0, "name": "backbone.other"}
-        )
-    optimizer = module.optimizer_factory(params=groups)
-    if not module.scheduler_factory:  # None, or {} from scheduler=none
-        return optimizer
-    scheduler = module.scheduler_factory(optimizer, total_steps=int(module.trainer.estimated_stepping_batches))
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 class WaveformModel(nn.Module):
@@ -197,12 +176,19 @@ class AudioClassifier(L.LightningModule):
         x, n = self.frontend(waveform, lengths)
         return self.net(x, n)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def _train_forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         wave, lengths = self.wave_augment(batch["audio"], batch["lengths"])
         x, n = self.frontend(wave, lengths)
         logits = self.net(self.spec_augment(x), n)
+        return logits, F.cross_entropy(logits.float(), batch["label"], label_smoothing=self.label_smoothing)
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The training objective of a batch, without metrics or logging (what a plain PyTorch loop computes)."""
+        return self._train_forward(batch)[1]
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        logits, loss = self._train_forward(batch)
         y = batch["label"]
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
         self.train_acc(logits.detach(), y)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=y.shape[0])
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=y.shape[0])
@@ -266,7 +252,7 @@ class AudioClassifier(L.LightningModule):
         )
 
     def configure_optimizers(self) -> Any:
-        return configure_optimizers(self)
+        return configure_module(self)
 
 
 class SpeechRecognizer(L.LightningModule):
@@ -333,11 +319,19 @@ class SpeechRecognizer(L.LightningModule):
             zero_infinity=True,
         )
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def _train_forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         wave, lengths = self.wave_augment(batch["audio"], batch["lengths"])
         x, n = self.frontend(wave, lengths)
         logits, out_lengths = self.net(self.spec_augment(x), n)
-        loss = self._ctc(logits.float().log_softmax(-1), out_lengths, batch)
+        return self._ctc(logits.float().log_softmax(-1), out_lengths, batch), out_lengths
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The training objective of a batch, without logging (what a plain PyTorch loop computes)."""
+        return self._train_forward(batch)[0]
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, out_lengths = self._train_forward(batch)
+        lengths = batch["lengths"]
         self._too_short += int((out_lengths < batch["target_lengths"]).sum())
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=lengths.shape[0])
         return loss
@@ -426,4 +420,4 @@ class SpeechRecognizer(L.LightningModule):
         )
 
     def configure_optimizers(self) -> Any:
-        return configure_optimizers(self)
+        return configure_module(self)
