@@ -5,7 +5,8 @@
     python scripts/benchmark.py all [overrides ...] [nlp:backbone.pretrained=/models/minilm ...]
 
 Each recipe runs on its synthetic twin unless the overrides say otherwise (``data.synthetic=false data.path=...``);
-``<domain>:<override>`` applies an override to that domain's recipes only. ``all`` benchmarks every recipe, each in
+``<domain>:<override>`` applies an override to that domain's recipes only, ``<domain>/<name>:<override>`` to one
+recipe. ``all`` benchmarks every recipe, each in
 its own process (so peak memory is per recipe), and times start-up (process start to first optimizer step of
 ``python train.py``, beside a bare ``import lightning.pytorch``). Writes ``benchmark.json``, prints a table, and
 draws ``ratios.png`` (with matplotlib installed) in the output folder. See docs/performance.md for how to read it.
@@ -99,12 +100,11 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     def for_recipe(recipe: str) -> list[str]:
-        domain = recipe.split("/")[0]
         picked = []
         for o in overrides:
             scope, sep, value = o.partition(":")
-            if sep and "=" not in scope:
-                if scope == domain:
+            if sep and "=" not in scope:  # <domain>:key=value or <domain>/<name>:key=value
+                if scope in (recipe, recipe.split("/")[0]):
                     picked.append(value)
             else:
                 picked.append(o)

@@ -281,10 +281,13 @@ def benchmark_recipe(
     timed: dict[str, list[Windows]] = {"plain": [], "recipezoo": []}
     cuda = torch.cuda.is_available() and cfg.trainer.get("accelerator") != "cpu"
     peaks: dict[str, float] = {}
-    for _ in range(rounds):  # alternate, so that machine noise hits both loops alike
+    for round_ in range(rounds):  # alternate, so that machine noise hits both loops alike
         for name, loop in (("plain", plain_loop), ("recipezoo", recipezoo_loop)):
             fresh = copy.deepcopy(module)
             fresh.load_state_dict(initial)
+            # The same seed for both loops of a round: the same shuffling, the same batches (and lengths), the same
+            # dropout masks, so their windows time the same work.
+            torch.manual_seed(int(cfg.seed) + round_)
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             windows = Windows(warmup, window)
