@@ -391,7 +391,7 @@ def test_fit_learns_and_stores_the_decision(name: str, tmp_path: Path) -> None:
     metrics = {k: float(v) for k, v in t.callback_metrics.items()}
     assert metrics["val/auprc"] > max(0.5, 3 * rate), metrics
     assert metrics["val/roc_auc"] > 0.85
-    assert {"val/f1", "val/cost", "val/ece", "val/loss", "train/loss"} <= set(metrics)
+    assert {"val/f1", "val/cost", "val/ece", "val/loss"} <= set(metrics)
     assert module.threshold is not None and math.isfinite(module.threshold)
     assert module.threshold == pytest.approx(metrics["val/threshold"])
     assert module.calibration["kind"] == "platt" and module.calibration["b"] == 0.0  # temperature

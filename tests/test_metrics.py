@@ -26,3 +26,39 @@ def test_top1_top5_and_macro_f1_are_computed_independently() -> None:
     assert m["test/acc_top5"] == 1.0
     # Over the 30 examples: class 0 has precision 1, recall 1/3 -> F1 1/2; class 1 precision 3/5, recall 1 -> F1 3/4.
     assert m["test/f1"] == pytest.approx((1 / 2 + 3 / 4 + 8) / 10)
+
+
+def test_train_loss_logs_every_n_steps_and_the_weighted_epoch_mean(tmp_path) -> None:
+    import csv
+
+    import lightning.pytorch as L
+    from lightning.pytorch.loggers import CSVLogger
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from recipezoo.core.metrics import TrainLoss
+
+    class Constant(L.LightningModule):
+        """Loss = the mean of the batch's targets, with no learning (lr 0): the logged values are known."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, batch_idx):
+            (y,) = batch
+            return y.mean() + 0 * self.w.sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    y = torch.arange(10, dtype=torch.float32)  # batches of 4, 4, 2: means 1.5, 5.5, 8.5
+    trainer = L.Trainer(
+        max_epochs=1, log_every_n_steps=2, logger=CSVLogger(tmp_path, name="", version=""), callbacks=[TrainLoss()],
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(Constant(), DataLoader(TensorDataset(y), batch_size=4))
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    steps = {int(r["step"]): float(r["train/loss_step"]) for r in rows if r.get("train/loss_step")}
+    assert steps == {1: 5.5}  # the second step only (every 2 steps), not each step
+    (epoch,) = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
+    assert epoch == pytest.approx(4.5)  # (1.5 * 4 + 5.5 * 4 + 8.5 * 2) / 10: weighted by batch size

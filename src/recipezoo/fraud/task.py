@@ -118,7 +118,8 @@ class ScoreModel(nn.Module):
 class FraudDetector(L.LightningModule):
     """Trains a tabular fraud network; picks its decision threshold and calibration on validation.
 
-    Logged: ``train/loss``; per validation epoch ``val/loss``, ``val/auprc``, ``val/roc_auc`` and, at the chosen
+    Logged: ``train/loss_step``, ``train/loss_epoch``;
+    per validation epoch ``val/loss``, ``val/auprc``, ``val/roc_auc`` and, at the chosen
     threshold, ``val/precision``, ``val/recall``, ``val/f1``, ``val/cost`` (mean per row), ``val/threshold``,
     ``val/ece`` (in-sample: the calibration was fitted on these rows, so it reads optimistic; ``test/ece`` is the
     honest one); on test ``test/{auprc, roc_auc, recall_at_fpr, precision_at_recall, precision, recall, f1, cost,
@@ -292,7 +293,6 @@ class FraudDetector(L.LightningModule):
         else:
             n = y.shape[0]
             loss = self._classifier_loss(self(x_num, x_cat), y)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         return loss
 
     def _skip_batch(self) -> torch.Tensor | None:

@@ -138,7 +138,8 @@ class _TextTask(L.LightningModule):
 class TextClassifier(_TextTask):
     """Text classification, multi-class (cross-entropy) or multi-label (per-label sigmoid).
 
-    Logged: ``train/loss``; ``val|test/loss``; multi-class ``val|test/acc``, ``val|test/f1`` (macro) and on test
+    Logged: ``train/loss_step``, ``train/loss_epoch``;
+    ``val|test/loss``; multi-class ``val|test/acc``, ``val|test/f1`` (macro) and on test
     ``test/f1_<label>`` per class (up to 20 classes) plus ``test_confusion_matrix.csv``; multi-label
     ``val|test/f1_macro``, ``val|test/f1_micro`` at the decision threshold, ``*/f1_macro_at_0.5``, and
     ``val/threshold``.
@@ -221,7 +222,6 @@ class TextClassifier(_TextTask):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
         return loss
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
@@ -358,7 +358,6 @@ class TokenClassifier(_TextTask):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["labels"]))
         return loss
 
     def word_predictions(self, logits: torch.Tensor, word_index: torch.Tensor) -> torch.Tensor:

@@ -72,7 +72,8 @@ class _Graph(nn.Module):
 class Recommender(L.LightningModule):
     """Trains a recommendation network and evaluates it as a reviewer would (see the module docstring).
 
-    Logged: ``train/loss``; ranking: ``val/`` and ``test/`` ``hr@K``, ``ndcg@K``, ``recall@K``, ``mrr``,
+    Logged: ``train/loss_step``, ``train/loss_epoch``;
+    ranking: ``val/`` and ``test/`` ``hr@K``, ``ndcg@K``, ``recall@K``, ``mrr``,
     ``coverage@K``, ``popularity@K``, ``users`` (and ``sampled_hr@K``, ``sampled_ndcg@K`` when the data samples
     negatives); rating: ``val/rmse``, ``val/mae``, ``test/rmse``, ``test/mae``.
 
@@ -185,7 +186,6 @@ class Recommender(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, n = self._train_loss(batch)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         return loss
 
     def _penalty(self, query: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
