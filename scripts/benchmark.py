@@ -3,6 +3,7 @@
     python scripts/benchmark.py +recipe=fraud/tabular_mlp [overrides ...] [steps=60] [warmup=10] [window=10]
                                 [rounds=2] [infer=true] [startup=false] [out=outputs/benchmark/<time>]
     python scripts/benchmark.py all [overrides ...] [nlp:backbone.pretrained=/models/minilm ...]
+    python scripts/benchmark.py micro        # the micro-benchmarks behind the defaults (optimizer, logging, bar)
 
 Each recipe runs on its synthetic twin unless the overrides say otherwise (``data.synthetic=false data.path=...``);
 ``<domain>:<override>`` applies an override to that domain's recipes only, ``<domain>/<name>:<override>`` to one
@@ -83,11 +84,34 @@ def _plot(results: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
+def micro(opts: dict[str, str]) -> int:
+    """The micro-benchmarks behind recipezoo's defaults (optimizer, logging, progress bar)."""
+    import logging
+
+    from recipezoo.benchmark import lightning_overheads, optimizer_step_ms
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    out = Path(opts["out"] or ROOT / "outputs" / "benchmark" / time.strftime("micro_%Y-%m-%d_%H-%M-%S")).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    report = {
+        "threads": torch.get_num_threads(),
+        "adamw_step_ms_22M_params": optimizer_step_ms(),
+        "mlp_64_128_10_batch64_step_ms": lightning_overheads(rounds=int(opts["rounds"]) + 1),
+    }
+    (out / "micro.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     from recipezoo.cli import available_recipes, split_options
 
     opts = dict(OPTIONS)
     rest = split_options(argv, opts)
+    if "micro" in rest:
+        return micro(opts)
     recipes = [a.split("=", 1)[1] for a in rest if a.startswith("+recipe=")]
     overrides = [a for a in rest if not a.startswith("+recipe=") and a != "all"]
     if "all" in rest:

@@ -376,3 +376,85 @@ def lazy_import_report(module: str) -> list[str]:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
                          env={**os.environ})  # fmt: skip
     return [m for m in out.stdout.strip().split(",") if m]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Micro-benchmarks behind the defaults (docs/performance.md): each compares two ways of doing one thing.
+
+
+def optimizer_step_ms(n_params: int = 22_000_000, repeats: int = 10) -> dict[str, float]:
+    """AdamW step time (ms) over ``n_params`` parameters in 384x384 tensors: fused vs foreach vs for-loop."""
+    torch.manual_seed(0)
+    shapes = [(384, 384)] * max(1, n_params // (384 * 384))
+    params = [torch.nn.Parameter(torch.randn(*s)) for s in shapes]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    out = {}
+    for name, kwargs in (("fused", {"fused": True}), ("foreach", {"foreach": True}), ("for_loop", {"foreach": False})):
+        opt = torch.optim.AdamW(params, lr=1e-4, **kwargs)
+        for _ in range(2):
+            opt.step()
+        t = time.perf_counter()
+        for _ in range(repeats):
+            opt.step()
+        out[name] = round(1e3 * (time.perf_counter() - t) / repeats, 2)
+    return out
+
+
+class _Tiny(L.LightningModule):
+    """A 64 -> 128 -> 10 MLP whose training step optionally logs its loss with ``self.log`` (the issue's example)."""
+
+    def __init__(self, log_each_step: bool) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+        self.log_each_step = log_each_step
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self.net(x), y)
+        if self.log_each_step:
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.AdamW(self.parameters(), lr=1e-3)
+
+
+def _tiny_fit_ms(log_each_step: bool, callbacks: list, steps: int = 400) -> float:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Clock(L.Callback):
+        times: list[float] = []
+
+        def on_train_batch_end(self, *args: Any) -> None:
+            self.times.append(time.perf_counter())
+
+    clock = Clock()
+    clock.times = []
+    data = TensorDataset(torch.randn(64 * steps, 64), torch.randint(0, 10, (64 * steps,)))
+    trainer = L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_model_summary=False,
+                        enable_progress_bar=any(isinstance(c, L.callbacks.ProgressBar) for c in callbacks),
+                        callbacks=[*callbacks, clock], accelerator="cpu", devices=1)  # fmt: skip
+    trainer.fit(_Tiny(log_each_step), DataLoader(data, batch_size=64))
+    t = clock.times[steps // 4 :]
+    return 1e3 * (t[-1] - t[0]) / (len(t) - 1)
+
+
+def lightning_overheads(rounds: int = 3) -> dict[str, float]:
+    """Step time (ms) of the issue's 64->128->10 MLP at batch 64 under a Trainer: with a ``self.log`` per step or
+    not, and with Lightning's Rich progress bar, recipezoo's throttled one, or none (medians of ``rounds``)."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from recipezoo.core.progress import ProgressBar
+
+    cases = {
+        "self.log each step, Rich bar each step": (True, lambda: [RichProgressBar()]),
+        "self.log each step, no bar": (True, lambda: []),
+        "no self.log, no bar": (False, lambda: []),
+        "no self.log, throttled bar": (False, lambda: [ProgressBar()]),
+    }
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(rounds):
+        for name, (log_each_step, make) in cases.items():
+            times[name].append(_tiny_fit_ms(log_each_step, make()))
+    return {k: round(statistics.median(v), 3) for k, v in times.items()}
