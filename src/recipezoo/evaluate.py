@@ -12,6 +12,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from recipezoo.core import checkpoint as ckpt_io
 from recipezoo.core.errors import ConfigError, close_matches, new_output_file
+from recipezoo.core.logs import route_lightning_logs
 
 log = logging.getLogger("recipezoo")
 
@@ -63,6 +64,7 @@ def evaluate(
     datamodule.prepare_data()
     datamodule.setup("test")
     loader = datamodule.eval_dataloader(split)
+    route_lightning_logs()
     trainer = L.Trainer(
         accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False, enable_model_summary=False
     )

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recipezoo.core import checkpoint as ckpt_io
 from recipezoo.core.errors import CheckpointError, OutputExistsError
+from recipezoo.core.logs import route_lightning_logs
 from recipezoo.core.marks import mark
 from recipezoo.core.seed import seed_everything
 
@@ -79,11 +80,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """
     start = time.perf_counter()
     mark("imports done")
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        # Lightning adds its own console handler when imported before logging is configured; route its messages
-        # through the run's handlers (console + train.log) instead, so each line appears once.
-        logging.getLogger(name).handlers.clear()
-        logging.getLogger(name).propagate = True
+    route_lightning_logs()
     out = Path(cfg.paths.output_dir)
     if cfg.get("train", True):
         check_output_dir(out, cfg.get("overwrite", False))
