@@ -36,7 +36,10 @@ import lightning.pytorch as L
 import torch
 from omegaconf import DictConfig, open_dict
 
+from recipezoo.core.logs import route_lightning_logs
+
 log = logging.getLogger("recipezoo")
+route_lightning_logs()
 
 ROOT = Path(__file__).resolve().parents[2]
 
