@@ -12,7 +12,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from recipezoo.benchmark import Windows, batch_units, benchmark_recipe, compose, plain_loop, recipezoo_loop
+from recipezoo.benchmark import Windows, batch_units, medians, benchmark_recipe, compose, plain_loop, recipezoo_loop
 from recipezoo.train import build
 from tests.conftest import ROOT, tiny
 
@@ -27,6 +27,20 @@ def test_windows_give_medians_after_the_warmup() -> None:
     # timed steps start after step 1 (t=1.0): windows (1.0 -> 2.5) and (2.5 -> 4.0), 2 steps each
     assert [m["step_ms"] for m in ms] == [750.0, 750.0]
     assert [m["samples_per_s"] for m in ms] == pytest.approx([20 / 1.5, 20 / 1.5])
+
+
+def test_medians_take_one_window_so_step_and_throughput_agree() -> None:
+    # A busy machine makes windows bimodal: half at 10 ms a step, half at 1 s. The report must be one real window
+    # (not the mean of the two middle ones, 505 ms, which no window ran at), with its own throughput.
+    w = Windows(warmup=1, window=1)
+    steps = [0.01, 1.0, 0.01, 1.0, 0.01, 1.0]
+    w.times = [0.0]
+    for dt in steps:
+        w.times.append(w.times[-1] + dt)
+    w.units = [{"samples": 100.0}] * len(w.times)
+    m = medians([w])
+    assert m["windows"] == 6 and m["step_ms"] == 10.0 and m["step_ms_min"] == 10.0
+    assert m["samples_per_s"] == pytest.approx(100 / m["step_ms"] * 1e3)
 
 
 def test_batch_units_count_samples_and_real_tokens() -> None:
