@@ -12,7 +12,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from recipezoo.benchmark import Windows, batch_units, medians, benchmark_recipe, compose, plain_loop, recipezoo_loop
+from recipezoo.benchmark import Windows, batch_units, benchmark_recipe, compose, medians, plain_loop, recipezoo_loop
 from recipezoo.train import build
 from tests.conftest import ROOT, tiny
 
