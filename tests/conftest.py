@@ -96,6 +96,13 @@ TINY_BY_RECIPE = {
     "speech/audio_classification_wav2vec2": ["backbone.name=wav2vec2_tiny", "backbone.pretrained=false"],
     "speech/asr_ctc": ["backbone.name=conformer_tiny"],
     "speech/asr_ctc_wav2vec2": ["backbone.name=wav2vec2_tiny", "backbone.pretrained=false"],
+    # torch.compile on CPU takes a minute; the compiled path is the same network.
+    "vision/cifar10_speedrun": [
+        "backbone.name=speedrun_net_tiny",
+        "model.compile=false",
+        "data.batch_size=32",
+        "data.synthetic_size=320",
+    ],
 }
 
 

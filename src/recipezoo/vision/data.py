@@ -165,7 +165,21 @@ class ImageDataModule(L.LightningDataModule):
             return
         raw = self.synthetic_splits() if self.synthetic else self.load_splits()
         raw = self._complete_splits(raw)
-        found = sorted({n for _, names in raw.values() for n in names})
+        self._fit_labels({n for _, names in raw.values() for n in names})
+        index = {n: i for i, n in enumerate(self.labels or [])}
+        pp = self.preprocessing
+        tf_train = train_transform(pp, **self.augment)
+        tf_eval = eval_transform(pp)
+        for split, (items, names) in raw.items():
+            self.datasets[split] = ImageDataset(
+                items, [index[n] for n in names], tf_train if split == "train" else tf_eval, pp.mode
+            )
+        counts = {s: len(d) for s, d in self.datasets.items()}
+        log.info("%s: %d classes, %s images", self.describe(), len(self.labels or []), counts)
+
+    def _fit_labels(self, names: set[str]) -> None:
+        """Take the data's sorted label names, or check them against the fixed list (from a checkpoint)."""
+        found = sorted(names)
         if self.labels is None:
             self.labels = found
         else:
@@ -181,16 +195,6 @@ class ImageDataModule(L.LightningDataModule):
                 f"{self.describe()} has only one class ({self.labels}); a classifier needs at least 2 "
                 "classes, one sub-folder per class."
             )
-        index = {n: i for i, n in enumerate(self.labels)}
-        pp = self.preprocessing
-        tf_train = train_transform(pp, **self.augment)
-        tf_eval = eval_transform(pp)
-        for split, (items, names) in raw.items():
-            self.datasets[split] = ImageDataset(
-                items, [index[n] for n in names], tf_train if split == "train" else tf_eval, pp.mode
-            )
-        counts = {s: len(d) for s, d in self.datasets.items()}
-        log.info("%s: %d classes, %s images", self.describe(), len(self.labels), counts)
 
     def _complete_splits(self, raw: dict[str, tuple[list[Any], list[str]]]) -> dict[str, tuple[list, list]]:
         if "train" not in raw or not raw["train"][0]:
@@ -405,3 +409,287 @@ class TorchvisionDataModule(ImageDataModule):
             data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else ds.data  # (N, H, W[, C]) uint8
             out[split] = (list(data), [classes[int(t)] for t in ds.targets])
         return out
+
+
+class DeviceBatches:
+    """Batches cut from one split held as a uint8 ``(N, H, W, C)`` tensor on the training device.
+
+    No DataLoader, no worker processes: each batch is a gather from the resident tensor, made and normalised on
+    the device with a few tensor operations. For training, every example is seen exactly once per epoch in a seeded
+    order (``seed + epoch``), randomly translated (the image shifted by up to ``translate`` pixels, borders
+    reflected or black) and flipped; for evaluation, batches come in order and unchanged. The batches are
+    channels-last ``(B, C, H, W)`` float32 tensors, already where the model is, so Lightning's transfer is a no-op.
+
+    Lightning calls ``sampler.set_epoch(epoch)`` before each epoch, as it does for a ``DistributedSampler``; a plain
+    ``for`` loop advances the epoch by itself. Under DDP each rank takes its share of the shuffled training order.
+
+    Args:
+        images: ``(N, H, W, C)`` uint8.
+        targets: ``(N,)`` int64 label indices, on the same device.
+        batch_size: examples per batch.
+        mean: per-channel mean of the [0, 1]-scaled images.
+        std: per-channel std.
+        train: shuffle, augment and drop the last partial batch (when there is more than one batch).
+        seed: the base of the per-epoch seed.
+        translate: the largest shift in pixels (0 disables it).
+        hflip: probability of a horizontal flip.
+        pad_mode: ``reflect`` or ``constant`` (black borders).
+        rank: this process's rank among ``world_size`` (training only).
+        world_size: the number of training processes.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        train: bool = False,
+        seed: int = 0,
+        translate: int = 0,
+        hflip: float = 0.0,
+        pad_mode: str = "reflect",
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.images, self.targets = images, targets
+        self.batch_size, self.train, self.seed = batch_size, train, seed
+        self.translate, self.hflip, self.pad_mode = translate, hflip, pad_mode
+        self.rank, self.world_size = (rank, world_size) if train else (0, 1)
+        dev, c = images.device, images.shape[-1]
+        # (u8 - 255 mean) / (255 std) in one multiply-add per pixel, shaped for the (B, C, H, W) view.
+        self.scale = (1.0 / (255.0 * torch.tensor(std, dtype=torch.float32, device=dev))).view(1, c, 1, 1)
+        self.shift = (-torch.tensor(mean, dtype=torch.float32, device=dev) / torch.tensor(std, device=dev)).view(
+            1, c, 1, 1
+        )
+        self.per_rank = len(images) // self.world_size
+        self.drop_last = train and self.per_rank > batch_size
+        self.epoch = 0
+        self.sampler, self.batch_sampler = self, None  # where Lightning looks for set_epoch (and shuffling)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = self.per_rank
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _generator(self) -> torch.Generator:
+        gen = torch.Generator(device=self.images.device)
+        gen.manual_seed(self.seed + self.epoch)
+        return gen
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, H, W, C)`` uint8 -> normalised ``(B, C, H, W)`` float32, channels-last in memory."""
+        return x.permute(0, 3, 1, 2).float() * self.scale + self.shift
+
+    def augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Random translation and horizontal flip of a ``(B, H, W, C)`` batch, as one gather."""
+        b, h, w, _ = x.shape
+        dev = x.device
+        rows = torch.arange(h, device=dev).expand(b, h)
+        cols = torch.arange(w, device=dev).expand(b, w)
+        t = self.translate
+        if t:
+            rows = rows + torch.randint(-t, t + 1, (b, 1), device=dev, generator=gen)
+            cols = cols + torch.randint(-t, t + 1, (b, 1), device=dev, generator=gen)
+        if self.hflip > 0:
+            flip = torch.rand(b, 1, device=dev, generator=gen) < self.hflip
+            cols = torch.where(flip, w - 1 - cols, cols)
+        if self.pad_mode == "reflect":  # -1 -> 1, h -> h - 2: mirror without repeating the edge, as F.pad
+            rows = (h - 1) - ((h - 1) - rows.abs()).abs()
+            cols = (w - 1) - ((w - 1) - cols.abs()).abs()
+            return x[torch.arange(b, device=dev)[:, None, None], rows[:, :, None], cols[:, None, :]]
+        inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+        out = x[
+            torch.arange(b, device=dev)[:, None, None], rows.clamp(0, h - 1)[:, :, None], cols.clamp(0, w - 1)[:, None]
+        ]
+        return out * inside[..., None].to(out.dtype)
+
+    def __iter__(self) -> Any:
+        n, bs = len(self.images), self.batch_size
+        if not self.train:
+            for i in range(0, n, bs):
+                yield self.normalise(self.images[i : i + bs]), self.targets[i : i + bs]
+            return
+        gen = self._generator()
+        self.epoch += 1
+        order = torch.randperm(n, device=self.images.device, generator=gen)
+        order = order[self.rank : self.per_rank * self.world_size : self.world_size]
+        for i in range(len(self)):
+            idx = order[i * bs : (i + 1) * bs]
+            yield self.normalise(self.augment(self.images[idx], gen)), self.targets[idx]
+
+
+class DeviceTorchvisionDataModule(TorchvisionDataModule):
+    """A torchvision dataset (CIFAR-10-sized) held whole in one tensor on the training device.
+
+    Every split is decoded once into a uint8 ``(N, H, W, C)`` tensor and moved to the device the Trainer trains on
+    when its loader is first asked for (on a CPU run it stays in host memory); batches are then cut, augmented
+    (random translation, horizontal flip) and normalised on the device by :class:`DeviceBatches`, without a
+    DataLoader. Labels, ``info`` and the eval preprocessing are those of :class:`TorchvisionDataModule`, so
+    checkpoints, exports and prediction on image files work as for any image DataModule. When the images' size
+    differs from ``image_size`` / ``resize_size``, the whole split is resized and centre-cropped once at setup (the
+    eval transform, on tensors).
+
+    The dataset's test split is the test set. Validation is carved from train with the seeded stratified split
+    (``val_fraction``); ``val_fraction=0`` trains on the whole train split and validates on the test split (as speed
+    benchmarks do: the best checkpoint is then selected on test).
+
+    Args:
+        augment: ``translate`` (pixels, 2), ``hflip`` (probability, 0.5), ``pad_mode`` (``reflect`` or
+            ``constant``).
+        synthetic_size: training images of the synthetic twin (its test split gets a fifth as many, the ratio of
+            CIFAR-10); null: ``synthetic_per_class`` images per class in each split. Its images are coloured squares
+            on noise, one colour per class: learnable, and unchanged in class by flips and small translations.
+        **kwargs: see :class:`TorchvisionDataModule` (``num_workers`` and ``pin_memory`` are not used).
+    """
+
+    AUGMENT_KEYS = ("translate", "hflip", "pad_mode")
+
+    def __init__(self, synthetic_size: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        unknown = sorted(set(self.augment) - set(self.AUGMENT_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"unknown data.augment key(s) {unknown} for batches made on the device; "
+                f"keys: {', '.join(self.AUGMENT_KEYS)}."
+            )
+        self.translate = int(self.augment.get("translate", 2))
+        self.hflip = float(self.augment.get("hflip", 0.5))
+        self.pad_mode = str(self.augment.get("pad_mode", "reflect"))
+        if self.pad_mode not in ("reflect", "constant"):
+            raise ConfigError(f"data.augment.pad_mode must be reflect or constant, got '{self.pad_mode}'.")
+        if self.translate < 0 or self.translate >= self.preprocessing.crop_size:
+            raise ConfigError(f"data.augment.translate must be in [0, image size), got {self.translate}.")
+        if self.batch_size < 1:
+            raise ConfigError(f"data.batch_size must be at least 1, got {self.batch_size}.")
+        if synthetic_size is not None and synthetic_size < self.synthetic_classes:
+            raise ConfigError(
+                f"data.synthetic_size must be at least the number of classes ({self.synthetic_classes}), "
+                f"got {synthetic_size}."
+            )
+        self.synthetic_size = synthetic_size
+        self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # -- sources: {split: (uint8 (N, H, W[, C]) array, label names)} --------------------------------------------
+    def load_arrays(self) -> dict[str, tuple[np.ndarray, list[str]]]:
+        out = {}
+        for split, train in (("train", True), ("test", False)):
+            ds = self._dataset(train)
+            data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
+            classes = np.asarray(list(ds.classes), dtype=object)
+            out[split] = (data, list(classes[np.asarray(ds.targets, dtype=np.int64)]))
+        return out
+
+    def synthetic_arrays(self) -> dict[str, tuple[np.ndarray, list[str]]]:
+        """A square of the class's colour in the middle of dark noise, ``synthetic_size`` training images."""
+        rng = np.random.default_rng(self.seed)
+        size, c, k = self.preprocessing.crop_size, self.preprocessing.channels, self.synthetic_classes
+        levels = max(2, int(np.ceil(k ** (1 / c) - 1e-9)))  # levels per channel: levels**c >= k colours
+        digits = (np.arange(k)[:, None] // levels ** np.arange(c)[None, :]) % levels  # (k, c)
+        palette = (100 + digits * (155 // (levels - 1))).astype(np.uint8)
+        n_train = self.synthetic_size or self.synthetic_per_class * k
+        n_test = max(k, n_train // 5) if self.synthetic_size else n_train
+        q = size // 4
+        out = {}
+        for split, n in (("train", n_train), ("test", n_test)):
+            targets = rng.permutation(np.arange(n) % k)
+            images = rng.integers(0, 60, (n, size, size, c), dtype=np.uint8)
+            images[:, q : size - q, q : size - q, :] = palette[targets][:, None, None, :]
+            out[split] = (images, [f"class_{t}" for t in targets])
+        return out
+
+    # -- Lightning hooks --------------------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.tensors:
+            return
+        raw = self.synthetic_arrays() if self.synthetic else self.load_arrays()
+        if len(raw["train"][0]) == 0:
+            raise DataError(f"{self.describe()} has no training images.")
+        self._fit_labels({n for _, names in raw.values() for n in names})
+        index = {n: i for i, n in enumerate(self.labels or [])}
+        for split, (data, names) in raw.items():
+            images = self._to_preprocessed(torch.from_numpy(np.ascontiguousarray(data)))
+            self.tensors[split] = (images, torch.tensor([index[n] for n in names], dtype=torch.int64))
+        if "val" not in self.tensors:
+            if self.val_fraction > 0:
+                images, targets = self.tensors["train"]
+                train_idx, val_idx = stratified_split(targets.tolist(), [self.val_fraction], self.seed, self.describe())
+                for split, idx in (("train", train_idx), ("val", val_idx)):
+                    self.tensors[split] = (images[idx].contiguous(), targets[idx])
+                log.info("%s: carved val from train (seed %d)", self.describe(), self.seed)
+            else:
+                self.tensors["val"] = self.tensors["test"]
+                log.info("%s: data.val_fraction=0, validating on the test split", self.describe())
+        counts = {s: len(t[1]) for s, t in self.tensors.items()}
+        log.info("%s: %d classes, %s images held as tensors", self.describe(), self.num_classes, counts)
+
+    def _to_preprocessed(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(N, H, W[, C])`` -> ``(N, crop, crop, channels)`` in the preprocessing's mode and size."""
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms.v2 import functional as TF
+
+        pp = self.preprocessing
+        if images.ndim == 3:
+            images = images[..., None]
+        if images.shape[-1] == 1 and pp.channels == 3:
+            images = images.expand(-1, -1, -1, 3)
+        elif images.shape[-1] == 3 and pp.channels == 1:  # PIL's "L": (19595 R + 38470 G + 7471 B + 2**15) >> 16
+            w = torch.tensor([19595, 38470, 7471], dtype=torch.int32)
+            images = ((images.to(torch.int32) * w).sum(-1, keepdim=True) + 2**15).bitwise_right_shift(16)
+            images = images.to(torch.uint8)
+        h, w_ = images.shape[1:3]
+        if min(h, w_) != pp.resize_size or (h, w_) != (pp.crop_size, pp.crop_size):
+            chw = images.permute(0, 3, 1, 2)
+            if min(h, w_) != pp.resize_size:
+                interp = InterpolationMode(pp.interpolation)
+                chw = TF.resize(chw, pp.resize_size, interpolation=interp, antialias=True)
+            chw = TF.center_crop(chw, pp.crop_size)
+            images = chw.permute(0, 2, 3, 1)
+        return images.contiguous()
+
+    def _device(self) -> torch.device:
+        trainer = getattr(self, "trainer", None)
+        return trainer.strategy.root_device if trainer is not None else self.tensors["train"][0].device
+
+    def _batches(self, split: str, train: bool = False) -> DeviceBatches:
+        self.setup()
+        device = self._device()
+        held = self.tensors[split]
+        if held[0].device != device:  # moved once; later loaders (and val = test) reuse the resident copy
+            moved = (held[0].to(device), held[1].to(device))
+            self.tensors = {s: moved if t is held else t for s, t in self.tensors.items()}
+        images, targets = self.tensors[split]
+        trainer = getattr(self, "trainer", None)
+        return DeviceBatches(
+            images,
+            targets,
+            self.batch_size,
+            self.preprocessing.mean,
+            self.preprocessing.std,
+            train=train,
+            seed=self.seed,
+            translate=self.translate,
+            hflip=self.hflip,
+            pad_mode=self.pad_mode,
+            rank=trainer.global_rank if trainer is not None and train else 0,
+            world_size=trainer.world_size if trainer is not None and train else 1,
+        )
+
+    def eval_dataloader(self, split: str) -> DeviceBatches:  # type: ignore[override]
+        """Any split unaugmented and in order, where the data is (the Trainer moves each batch): for evaluation."""
+        return self._batches(split)
+
+    def train_dataloader(self) -> DeviceBatches:  # type: ignore[override]
+        return self._batches("train", train=True)
+
+    def val_dataloader(self) -> DeviceBatches:  # type: ignore[override]
+        return self._batches("val")
+
+    def test_dataloader(self) -> DeviceBatches:  # type: ignore[override]
+        return self._batches("test")
+
+    def predict_dataloader(self) -> DeviceBatches:  # type: ignore[override]
+        return self._batches("test")

@@ -119,11 +119,69 @@ def _convnet(widths: tuple[int, ...], convs: int, size: int) -> Callable[..., Cl
     return build
 
 
+class SpeedrunNet(nn.Module):
+    """The fast CIFAR-10 network of airbench94 / "How to train your ResNet": a conv stem, then per block
+    conv - 2x2 max-pool - BN - GELU - conv - BN - GELU, a global max pool and a linear head scaled down.
+
+    At 32x32 the three blocks leave 4x4 maps; the global max pool makes any input size of at least 8 work.
+
+    Args:
+        num_classes: number of output classes.
+        in_chans: input channels.
+        stem_width: channels of the stem convolution.
+        widths: channels of each block; each block halves the resolution.
+        head_scale: the logits are multiplied by this (small logits at initialisation train faster here).
+        bn_momentum: BatchNorm running-statistics momentum (high: a short run sees few steps).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_chans: int = 3,
+        stem_width: int = 32,
+        widths: tuple[int, ...] = (64, 256, 256),
+        head_scale: float = 0.125,
+        bn_momentum: float = 0.6,
+    ) -> None:
+        super().__init__()
+
+        def conv_bn(c_in: int, c_out: int, pool: bool = False) -> list[nn.Module]:
+            conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+            return [conv, *([nn.MaxPool2d(2)] if pool else []), nn.BatchNorm2d(c_out, momentum=bn_momentum), nn.GELU()]
+
+        blocks = [nn.Sequential(*conv_bn(in_chans, stem_width))]
+        c = stem_width
+        for w in widths:
+            blocks.append(nn.Sequential(*conv_bn(c, w, pool=True), *conv_bn(w, w)))
+            c = w
+        self.features = nn.Sequential(*blocks)
+        self.fc = nn.Linear(c, num_classes, bias=False)
+        self.head_scale = head_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x).amax(dim=(2, 3))  # (B, C, H, W) -> (B, c): global max pool
+        return self.fc(x) * self.head_scale  # (B, num_classes)
+
+
+def _speedrun(stem_width: int, widths: tuple[int, ...], size: int) -> Callable[..., Classifier]:
+    def build(num_classes: int, in_chans: int = 3, **kwargs: Any) -> Classifier:
+        kwargs = {"stem_width": stem_width, "widths": widths, **kwargs}
+        net = SpeedrunNet(num_classes, in_chans, **kwargs)
+        return Classifier(
+            net, "fc", {"crop_size": size, "resize_size": size, "mean": None, "std": None}, blocks="features"
+        )
+
+    build.size = size  # type: ignore[attr-defined]
+    return build
+
+
 # name -> builder(num_classes, in_chans, **kwargs). Tiny variants exist so tests build real models in milliseconds.
 MODELS: dict[str, Callable[..., Classifier]] = {
     "convnet_tiny": _convnet((8, 16), 1, 16),
     "convnet_small": _convnet((32, 64, 128), 2, 32),
     "convnet_medium": _convnet((32, 64, 128, 256), 2, 64),
+    "speedrun_net_tiny": _speedrun(8, (8, 16, 16), 16),
+    "speedrun_net": _speedrun(32, (64, 256, 256), 32),
 }
 
 
