@@ -72,6 +72,26 @@ def test_plain_loop_and_recipezoo_train_the_same_model_the_same_way(tmp_path: Pa
         torch.testing.assert_close(results["recipezoo"][k], v, rtol=1e-5, atol=1e-6)
 
 
+def test_plain_loop_follows_the_fine_tuning_schedule_across_epochs(tmp_path: Path) -> None:
+    """A backbone frozen for the first epoch: both loops train only the head in epoch 0, then everything."""
+    overrides = ["trainer=cpu", "data.num_workers=0", "data.batch_size=512", "finetune.freeze_backbone_epochs=1"]
+    cfg = compose("vision/digits_cnn", overrides, tmp_path / "run")
+    datamodule, module = build(cfg)
+    start = copy.deepcopy(module.state_dict())
+    per_epoch = len(datamodule.train_dataloader())
+    results = {}
+    for name, loop in (("plain", plain_loop), ("recipezoo", recipezoo_loop)):
+        fresh = instantiate(cfg.model, _convert_="all")
+        fresh.load_state_dict(start)
+        torch.manual_seed(0)
+        loop(cfg, fresh, datamodule, per_epoch + 2, Windows(1, 1))  # all of epoch 0, two steps of epoch 1
+        results[name] = {k: v.detach().clone() for k, v in fresh.state_dict().items()}
+    body = [k for k in start if k.startswith("net.") and "head" not in k and start[k].is_floating_point()]
+    assert any(not torch.equal(start[k], results["plain"][k]) for k in body), "the backbone never unfroze"
+    for k, v in results["plain"].items():
+        torch.testing.assert_close(results["recipezoo"][k], v, rtol=1e-4, atol=1e-5)
+
+
 def test_benchmark_recipe_reports_every_measurement(tmp_path: Path) -> None:
     r = benchmark_recipe("fraud/tabular_mlp", FRAUD, steps=4, warmup=1, window=1, rounds=1, out=tmp_path)
     for part in ("loader", "plain", "recipezoo"):

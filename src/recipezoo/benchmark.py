@@ -163,7 +163,17 @@ class StepTimer(L.Callback):
 class _Epoch:
     """The ``trainer`` the fine-tuning callback reads in the plain loop (only its epoch)."""
 
-    current_epoch = 0
+    def __init__(self, epoch: int) -> None:
+        self.current_epoch = epoch
+
+
+def _epochs(make: Callable[[], Any]) -> Iterator[tuple[int, Any]]:
+    """``(epoch, batch)`` forever: the loader re-iterated at each epoch end, as training does."""
+    epoch = 0
+    while True:
+        for batch in make():
+            yield epoch, batch
+        epoch += 1
 
 
 def plain_loop(cfg: DictConfig, module: L.LightningModule, datamodule: Any, steps: int, windows: Windows) -> None:
@@ -172,10 +182,11 @@ def plain_loop(cfg: DictConfig, module: L.LightningModule, datamodule: Any, step
                           torch.cuda.is_available() else "cpu")  # fmt: skip
     module.to(device).train()
     policy = getattr(module, "policy", None)
-    if policy is not None:  # epoch 0 of the fine-tuning schedule, as the Trainer's callback applies it
+    finetune = None
+    if policy is not None:  # the fine-tuning schedule (freeze, unfreeze), epoch by epoch as the Trainer applies it
         from recipezoo.core.finetune import FineTuningCallback
 
-        FineTuningCallback(policy).on_train_epoch_start(_Epoch(), module)  # type: ignore[arg-type]
+        finetune = FineTuningCallback(policy)
     # The module's own optimizer and parameter groups; its schedule is built here, as there is no Trainer to ask
     # for the step count.
     make_scheduler, module.scheduler_factory = getattr(module, "scheduler_factory", None), None
@@ -186,9 +197,13 @@ def plain_loop(cfg: DictConfig, module: L.LightningModule, datamodule: Any, step
     clip = cfg.trainer.get("gradient_clip_val")
     precision = str(cfg.trainer.get("precision", "32-true"))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision.startswith("bf16-mixed") else None
-    batches = _cycle(datamodule.train_dataloader)
+    batches, current = _epochs(datamodule.train_dataloader), -1
     for _ in range(steps):
-        batch = _to_device(next(batches), device)
+        epoch, batch = next(batches)
+        if finetune is not None and epoch != current:
+            finetune.on_train_epoch_start(_Epoch(epoch), module)  # type: ignore[arg-type]
+        current = epoch
+        batch = _to_device(batch, device)
         if autocast is not None:
             with autocast:
                 loss = module.loss(batch)
