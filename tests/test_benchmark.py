@@ -43,6 +43,12 @@ def test_medians_take_one_window_so_step_and_throughput_agree() -> None:
     assert m["samples_per_s"] == pytest.approx(100 / m["step_ms"] * 1e3)
 
 
+def test_batch_units_count_seconds_of_real_audio() -> None:
+    batch = {"audio": torch.zeros(2, 16000), "lengths": torch.tensor([16000, 8000]), "label": torch.tensor([0, 1])}
+    assert batch_units(batch, sample_rate=16000) == {"samples": 2.0, "audio_s": 1.5}
+    assert batch_units(batch) == {"samples": 2.0}  # no rate known: no seconds
+
+
 def test_batch_units_count_samples_and_real_tokens() -> None:
     batch = {
         "input_ids": torch.zeros(3, 5, dtype=torch.long),

@@ -48,16 +48,17 @@ ROOT = Path(__file__).resolve().parents[2]
 # What a batch holds
 
 
-def batch_units(batch: Any) -> dict[str, float]:
-    """``samples`` in a batch, and ``tokens`` (text: real tokens) or ``audio_s`` (speech) where they apply."""
+def batch_units(batch: Any, sample_rate: int | None = None) -> dict[str, float]:
+    """``samples`` in a batch, and ``tokens`` (text: real tokens) or ``audio_s`` (speech: seconds of real audio,
+    from ``lengths`` at ``sample_rate``) where they apply."""
     if isinstance(batch, dict):
         units: dict[str, float] = {}
         first = next(v for v in batch.values() if isinstance(v, torch.Tensor))
         units["samples"] = float(first.shape[0])
         if "attention_mask" in batch:
             units["tokens"] = float(batch["attention_mask"].sum())
-        if "audio_seconds" in batch:
-            units["audio_s"] = float(batch["audio_seconds"].sum())
+        if sample_rate and "audio" in batch and "lengths" in batch:
+            units["audio_s"] = float(batch["lengths"].sum()) / sample_rate
         return units
     if isinstance(batch, (list, tuple)):
         first = next(v for v in batch if isinstance(v, torch.Tensor))
@@ -89,8 +90,8 @@ def _sync(device: torch.device) -> None:
 class Windows:
     """Per-step timestamps and units of one loop, cut into windows after a warm-up."""
 
-    def __init__(self, warmup: int, window: int) -> None:
-        self.warmup, self.window = warmup, window
+    def __init__(self, warmup: int, window: int, sample_rate: int | None = None) -> None:
+        self.warmup, self.window, self.sample_rate = warmup, window, sample_rate
         self.times: list[float] = []
         self.units: list[dict[str, float]] = []
 
@@ -157,7 +158,7 @@ class StepTimer(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:  # fmt: skip
         _sync(pl_module.device)
-        self.windows.add(batch_units(batch))
+        self.windows.add(batch_units(batch, self.windows.sample_rate))
 
 
 class _Epoch:
@@ -217,7 +218,7 @@ def plain_loop(cfg: DictConfig, module: L.LightningModule, datamodule: Any, step
         if scheduler is not None:
             scheduler.step()
         _sync(device)
-        windows.add(batch_units(batch))
+        windows.add(batch_units(batch, windows.sample_rate))
 
 
 def recipezoo_loop(cfg: DictConfig, module: L.LightningModule, datamodule: Any, steps: int, windows: Windows) -> None:
@@ -241,7 +242,7 @@ def recipezoo_loop(cfg: DictConfig, module: L.LightningModule, datamodule: Any, 
 def loader_throughput(datamodule: Any, steps: int, windows: Windows) -> None:
     batches = _cycle(datamodule.train_dataloader)
     for _ in range(steps):
-        windows.add(batch_units(next(batches)))
+        windows.add(batch_units(next(batches), windows.sample_rate))
 
 
 def inference(module: L.LightningModule, out: Path, repeats: int = 20) -> dict[str, Any]:
@@ -297,7 +298,8 @@ def benchmark_recipe(
     initial = copy.deepcopy(module.state_dict())
     result: dict[str, Any] = {"recipe": recipe, "overrides": list(overrides), "setup_s": round(setup_s, 2)}
 
-    loader = Windows(warmup, window)
+    rate = getattr(datamodule, "sample_rate", None)  # speech: audio seconds per second
+    loader = Windows(warmup, window, rate)
     loader_throughput(datamodule, steps, loader)
     result["loader"] = medians([loader])
 
@@ -313,7 +315,7 @@ def benchmark_recipe(
             torch.manual_seed(int(cfg.seed) + round_)
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
-            windows = Windows(warmup, window)
+            windows = Windows(warmup, window, rate)
             loop(cfg, fresh, datamodule, steps, windows)
             timed[name].append(windows)
             if cuda:
