@@ -36,6 +36,7 @@ import lightning.pytorch as L
 import torch
 from omegaconf import DictConfig, open_dict
 
+from recipezoo.core.lean import LeanHookName, NullProfiler, trainer_extras
 from recipezoo.core.logs import route_lightning_logs
 
 log = logging.getLogger("recipezoo")
@@ -235,7 +236,7 @@ def recipezoo_loop(cfg: DictConfig, module: L.LightningModule, datamodule: Any, 
     trainer_cfg = dict(cfg.trainer)
     trainer_cfg.update(max_steps=steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0,
                        enable_checkpointing=False, fast_dev_run=False)  # fmt: skip
-    trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, **trainer_extras(cfg.trainer))
     trainer.fit(module, datamodule=datamodule)
 
 
@@ -446,7 +447,29 @@ class _Tiny(L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=1e-3)
 
 
-def _tiny_fit_ms(log_each_step: bool, callbacks: list, steps: int = 400) -> float:
+class _LeanTiny(LeanHookName, _Tiny):
+    pass
+
+
+def _tiny_plain_ms(steps: int = 400) -> float:
+    """The same MLP, data and optimizer in a hand-written loop."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    data = TensorDataset(torch.randn(64 * steps, 64), torch.randint(0, 10, (64 * steps,)))
+    model = _Tiny(False)
+    opt = model.configure_optimizers()
+    times = []
+    for x, y in DataLoader(data, batch_size=64, shuffle=True):
+        loss = torch.nn.functional.cross_entropy(model.net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter())
+    t = times[steps // 4 :]
+    return 1e3 * (t[-1] - t[0]) / (len(t) - 1)
+
+
+def _tiny_fit_ms(log_each_step: bool, callbacks: list, steps: int = 400, lean: bool = False) -> float:
     from torch.utils.data import DataLoader, TensorDataset
 
     class Clock(L.Callback):
@@ -460,8 +483,9 @@ def _tiny_fit_ms(log_each_step: bool, callbacks: list, steps: int = 400) -> floa
     data = TensorDataset(torch.randn(64 * steps, 64), torch.randint(0, 10, (64 * steps,)))
     trainer = L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_model_summary=False,
                         enable_progress_bar=any(isinstance(c, L.callbacks.ProgressBar) for c in callbacks),
-                        callbacks=[*callbacks, clock], accelerator="cpu", devices=1)  # fmt: skip
-    trainer.fit(_Tiny(log_each_step), DataLoader(data, batch_size=64))
+                        callbacks=[*callbacks, clock], accelerator="cpu", devices=1,
+                        **({"profiler": NullProfiler()} if lean else {}))  # fmt: skip
+    trainer.fit((_LeanTiny if lean else _Tiny)(log_each_step), DataLoader(data, batch_size=64, shuffle=True))
     t = clock.times[steps // 4 :]
     return 1e3 * (t[-1] - t[0]) / (len(t) - 1)
 
@@ -474,13 +498,15 @@ def lightning_overheads(rounds: int = 3) -> dict[str, float]:
     from recipezoo.core.progress import ProgressBar
 
     cases = {
-        "self.log each step, Rich bar each step": (True, lambda: [RichProgressBar()]),
-        "self.log each step, no bar": (True, lambda: []),
-        "no self.log, no bar": (False, lambda: []),
-        "no self.log, throttled bar": (False, lambda: [ProgressBar()]),
+        "self.log each step, Rich bar each step": (True, lambda: [RichProgressBar()], False),
+        "self.log each step, no bar": (True, lambda: [], False),
+        "no self.log, no bar": (False, lambda: [], False),
+        "no self.log, throttled bar": (False, lambda: [ProgressBar()], False),
+        "no self.log, throttled bar, lean hooks": (False, lambda: [ProgressBar()], True),
     }
-    times: dict[str, list[float]] = {k: [] for k in cases}
+    times: dict[str, list[float]] = {k: [] for k in [*cases, "plain PyTorch loop"]}
     for _ in range(rounds):
-        for name, (log_each_step, make) in cases.items():
-            times[name].append(_tiny_fit_ms(log_each_step, make()))
+        for name, (log_each_step, make, lean) in cases.items():
+            times[name].append(_tiny_fit_ms(log_each_step, make(), lean=lean))
+        times["plain PyTorch loop"].append(_tiny_plain_ms())
     return {k: round(statistics.median(v), 3) for k, v in times.items()}

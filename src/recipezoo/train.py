@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recipezoo.core import checkpoint as ckpt_io
 from recipezoo.core.errors import CheckpointError, OutputExistsError
+from recipezoo.core.lean import trainer_extras
 from recipezoo.core.logs import route_lightning_logs
 from recipezoo.core.marks import mark
 from recipezoo.core.seed import seed_everything
@@ -107,7 +108,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     callbacks = _instantiate_all(callbacks_cfg)
     callbacks.append(ckpt_io.ConfigInCheckpoint(OmegaConf.to_container(cfg, resolve=True)))
     loggers = _instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_extras(cfg.trainer)
+    )
     mark("trainer built")
 
     fit_time = 0.0

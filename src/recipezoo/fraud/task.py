@@ -24,6 +24,7 @@ from torch import nn
 
 from recipezoo.core.compile import compile_network, network
 from recipezoo.core.errors import ConfigError
+from recipezoo.core.lean import LeanHookName
 from recipezoo.fraud import metrics as M
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ class ScoreModel(nn.Module):
         return self.net(x_num, x_cat)
 
 
-class FraudDetector(L.LightningModule):
+class FraudDetector(LeanHookName, L.LightningModule):
     """Trains a tabular fraud network; picks its decision threshold and calibration on validation.
 
     Logged: ``train/loss_step``, ``train/loss_epoch``;

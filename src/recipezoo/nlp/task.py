@@ -22,6 +22,7 @@ from torch import nn
 from recipezoo.core.compile import compile_network, network
 from recipezoo.core.errors import ConfigError
 from recipezoo.core.finetune import FineTuningCallback, FineTuningPolicy
+from recipezoo.core.lean import LeanHookName
 from recipezoo.core.metrics import write_confusion_matrix
 from recipezoo.core.optim import configure_module
 from recipezoo.nlp.metrics import MultilabelThresholdSweep, SpanF1
@@ -56,7 +57,7 @@ def _model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: batch[k] for k in MODEL_INPUTS if k in batch}
 
 
-class _TextTask(L.LightningModule):
+class _TextTask(LeanHookName, L.LightningModule):
     """What both NLP tasks share: the fine-tuning policy, optimizer groups and the export description."""
 
     task = ""

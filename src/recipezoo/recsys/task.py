@@ -28,6 +28,7 @@ import torchmetrics as tm
 from torch import nn
 
 from recipezoo.core.errors import ConfigError
+from recipezoo.core.lean import LeanHookName
 from recipezoo.recsys import metrics as M
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class _Graph(nn.Module):
         return self.net.score(kw, item.unsqueeze(1)).squeeze(1)
 
 
-class Recommender(L.LightningModule):
+class Recommender(LeanHookName, L.LightningModule):
     """Trains a recommendation network and evaluates it as a reviewer would (see the module docstring).
 
     Logged: ``train/loss_step``, ``train/loss_epoch``;

@@ -22,6 +22,7 @@ from torch import nn
 
 from recipezoo.core.errors import ConfigError
 from recipezoo.core.finetune import FineTuningCallback, FineTuningPolicy
+from recipezoo.core.lean import LeanHookName
 from recipezoo.core.optim import configure_module
 from recipezoo.runtime.audio import ctc_collapse
 from recipezoo.speech.frontend import FrontEnd, WaveAugment, spec_augment
@@ -111,7 +112,7 @@ def _finetune(finetune: dict[str, Any] | FineTuningPolicy | None) -> FineTuningP
     return finetune if isinstance(finetune, FineTuningPolicy) else FineTuningPolicy(**(finetune or {}))
 
 
-class AudioClassifier(L.LightningModule):
+class AudioClassifier(LeanHookName, L.LightningModule):
     """Keyword spotting / sound classification with cross-entropy.
 
     Logged: ``train/loss_step``, ``train/loss_epoch``, ``train/acc``;
@@ -258,7 +259,7 @@ class AudioClassifier(L.LightningModule):
         return configure_module(self)
 
 
-class SpeechRecognizer(L.LightningModule):
+class SpeechRecognizer(LeanHookName, L.LightningModule):
     """CTC speech-to-text over a character vocabulary, with greedy (best-path) decoding.
 
     Logged: ``train/loss_step``, ``train/loss_epoch`` (CTC, per target token);

@@ -14,13 +14,14 @@ from torch import nn
 
 from recipezoo.core.compile import compile_network, network
 from recipezoo.core.finetune import FineTuningCallback, FineTuningPolicy
+from recipezoo.core.lean import LeanHookName
 from recipezoo.core.metrics import write_confusion_matrix
 from recipezoo.core.optim import configure_module
 
 log = logging.getLogger(__name__)
 
 
-class ImageClassifier(L.LightningModule):
+class ImageClassifier(LeanHookName, L.LightningModule):
     """Trains any :class:`recipezoo.vision.models.Classifier` with cross-entropy.
 
     Args:
