@@ -157,7 +157,8 @@ def main(argv: list[str]) -> int:
             if proc.returncode == 0 and target.is_file():
                 results.append(json.loads(target.read_text())[0])
             else:
-                error = (proc.stderr.strip().splitlines() or ["failed"])[-1][:160]
+                lines = [ln for ln in proc.stderr.strip().splitlines() if "Warning" not in ln and "warn(" not in ln]
+                error = f"exit status {proc.returncode}: " + (lines or ["no message"])[-1][:160]
                 print(f"  {recipe}: {error}", flush=True)
                 results.append({"recipe": recipe, "error": error})
     report: dict[str, Any] = {"recipes": results}
