@@ -38,8 +38,10 @@ def test_medians_take_one_window_so_step_and_throughput_agree() -> None:
     for dt in steps:
         w.times.append(w.times[-1] + dt)
     w.units = [{"samples": 100.0}] * len(w.times)
+    w.cpu_times = [t / 2 for t in w.times]  # half of the wall time was this process's
     m = medians([w])
     assert m["windows"] == 6 and m["step_ms"] == 10.0 and m["step_ms_min"] == 10.0
+    assert m["cpu_ms"] == pytest.approx(5.0)
     assert m["samples_per_s"] == pytest.approx(100 / m["step_ms"] * 1e3)
 
 
@@ -103,6 +105,8 @@ def test_benchmark_recipe_reports_every_measurement(tmp_path: Path) -> None:
     for part in ("loader", "plain", "recipezoo"):
         assert r[part]["step_ms"] > 0 and r[part]["samples_per_s"] > 0 and r[part]["windows"] == 3
     assert r["ratio"] == pytest.approx(r["recipezoo"]["step_ms"] / r["plain"]["step_ms"], rel=1e-2)
+    assert r["ratio_cpu"] == pytest.approx(r["recipezoo"]["cpu_ms"] / r["plain"]["cpu_ms"], rel=1e-2)
+    assert 0 < r["plain"]["cpu_ms"] < 10 * r["plain"]["step_ms"]
     assert r["peak_rss_mb"] > 0
     assert set(r["inference"]) == {"eager", "torchscript", "onnx"}
     for fmt in r["inference"].values():
