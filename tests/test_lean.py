@@ -77,3 +77,31 @@ def test_every_task_uses_the_lean_hook_name() -> None:
     for task in (FraudDetector, TextClassifier, TokenClassifier, Recommender, AudioClassifier, SpeechRecognizer,
                  ImageClassifier):  # fmt: skip
         assert issubclass(task, LeanHookName), task.__name__
+
+
+def _redraws(max_epochs: int, max_steps: int, batches: int = 40) -> tuple[int, int]:
+    """Steps and redraws of the throttled bar (an hour's interval: only the forced redraws happen)."""
+    from recipezoo.core.progress import ProgressBar
+
+    class Counting(ProgressBar):
+        redraws = 0
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            before = self._last
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            Counting.redraws += self._last != before
+
+    data = TensorDataset(torch.randn(batches * 2, 4), torch.randint(0, 2, (batches * 2,)))
+    trainer = L.Trainer(
+        max_epochs=max_epochs, max_steps=max_steps, accelerator="cpu", devices=1, logger=False,
+        enable_checkpointing=False, enable_model_summary=False, callbacks=[Counting(interval=3600)],
+    )  # fmt: skip
+    trainer.fit(_Logged(), DataLoader(data, batch_size=2))
+    return trainer.global_step, Counting.redraws
+
+
+def test_throttled_bar_redraws_at_epoch_ends_only() -> None:
+    # The first batch (nothing drawn yet) and each epoch's last batch; with max_steps and no max_epochs Lightning's
+    # total_train_batches counts the steps remaining, which must not make the second half redraw every batch.
+    assert _redraws(max_epochs=2, max_steps=-1) == (80, 3)
+    assert _redraws(max_epochs=-1, max_steps=30) == (30, 2)

@@ -40,7 +40,12 @@ class ProgressBar(RichProgressBar):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self._due(batch_idx, self.total_train_batches):
+        # The epoch's length, not ``self.total_train_batches``: with max_steps and no max_epochs that is the steps
+        # *remaining*, which would make every batch of the run's second half look like an epoch's last.
+        total = trainer.num_training_batches
+        if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:  # the run's last step
+            total = batch_idx + 1
+        if self._due(batch_idx, total):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_validation_batch_end(
