@@ -319,8 +319,9 @@ def benchmark_recipe(
     timed: dict[str, list[Windows]] = {"plain": [], "recipezoo": []}
     cuda = torch.cuda.is_available() and cfg.trainer.get("accelerator") != "cpu"
     peaks: dict[str, float] = {}
+    loops = (("plain", plain_loop), ("recipezoo", recipezoo_loop))
     for round_ in range(rounds):  # alternate, so that machine noise hits both loops alike
-        for name, loop in (("plain", plain_loop), ("recipezoo", recipezoo_loop)):
+        for name, loop in loops if round_ % 2 == 0 else loops[::-1]:  # and neither always runs first
             fresh = copy.deepcopy(module)
             fresh.load_state_dict(initial)
             # The same seed for both loops of a round: the same shuffling, the same batches (and lengths), the same
