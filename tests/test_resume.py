@@ -26,7 +26,8 @@ from tests.conftest import compose_config
 from tests.helpers import Killed
 
 EPOCHS = 3
-REAL = ["data.synthetic=false", f"trainer.max_epochs={EPOCHS}"]  # FAST (conftest) chose the synthetic twin
+# FAST (conftest) chose the synthetic twin; the scenarios below rely on validation accuracy rising every epoch
+REAL = ["data.synthetic=false", f"trainer.max_epochs={EPOCHS}", "monitor.metric=val/acc"]
 KILL = "+callbacks.killer._target_=tests.helpers.KillAfterEpoch"  # kills at the start of epoch 1 (0-based)
 NO_RNG = "~callbacks.rng_state"
 
