@@ -116,13 +116,9 @@ def main(argv: list[str]) -> int:
         "threads": "1",
         "scale_items": "100000",
     }
-    overrides = []
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key in opts:
-            opts[key] = value
-        else:
-            overrides.append(arg)
+    from recipezoo.cli import split_options  # imports no torch: OMP_NUM_THREADS is still set below in time
+
+    overrides = split_options(argv, opts)
     if not any(o.startswith(("data.path=", "data.dataset=")) for o in overrides):
         sys.exit("usage: python scripts/measure_recsys.py data.path=/path/to/ratings.csv [item_features=...] [...]")
     threads = int(opts["threads"])

@@ -82,13 +82,9 @@ def main(argv: list[str]) -> int:
         "target_acc": "0.98",
         "out": str(ROOT / "outputs" / "measure_speech" / time.strftime("%Y-%m-%d_%H-%M-%S")),
     }
-    overrides = []
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key in opts:
-            opts[key] = value
-        else:
-            overrides.append(arg)
+    from recipezoo.cli import split_options
+
+    overrides = split_options(argv, opts)
     runs = opts["runs"].split(",")
     if ("an4" in runs and not opts["an4"]) or (any(r.startswith("fsdd") for r in runs) and not opts["fsdd"]):
         sys.exit("usage: python scripts/measure_speech.py fsdd=<recordings folder> an4=<an4 folder> [runs=...]")
