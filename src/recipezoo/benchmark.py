@@ -40,7 +40,6 @@ from recipezoo.core.lean import LeanHookName, NullProfiler, trainer_extras
 from recipezoo.core.logs import route_lightning_logs
 
 log = logging.getLogger("recipezoo")
-route_lightning_logs()
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -236,6 +235,7 @@ def plain_loop(cfg: DictConfig, module: L.LightningModule, datamodule: Any, step
 
 def recipezoo_loop(cfg: DictConfig, module: L.LightningModule, datamodule: Any, steps: int, windows: Windows) -> None:
     """The recipe's own Trainer, callbacks, logger and progress bar, for ``steps`` optimizer steps (no validation)."""
+    route_lightning_logs()
     from hydra.utils import instantiate
 
     callbacks_cfg = dict(cfg.get("callbacks") or {})
@@ -486,6 +486,7 @@ def _tiny_plain_ms(steps: int = 400) -> float:
 
 
 def _tiny_fit_ms(log_each_step: bool, callbacks: list, steps: int = 400, lean: bool = False) -> float:
+    route_lightning_logs()
     from torch.utils.data import DataLoader, TensorDataset
 
     class Clock(L.Callback):
