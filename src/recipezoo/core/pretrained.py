@@ -7,8 +7,10 @@
 - a hub id (e.g. a torchvision weights name, ``hf-hub:timm/resnet18.a1_in1k``, a Hugging Face repo id);
 - a local file (``.pth``, ``.pt``, ``.bin``, ``.safetensors``, a Lightning ``.ckpt``) or folder holding one.
 
-Domains resolve ``true`` and hub ids with their own library; local files all go through :func:`load_state_dict`
-and :func:`load_into`, which check every key and shape and re-initialise the classifier head when the label count
+The value is parsed once, by :func:`parse_pretrained`, into a typed :class:`Pretrained` (``kind`` is ``none``,
+``default``, ``hub`` or ``path``); every door branches on that kind instead of re-reading the raw value. Domains
+resolve ``default`` and ``hub`` with their own library; local files all go through :func:`load_state_dict` and
+:func:`load_into`, which check every key and shape and re-initialise the classifier head when the label count
 differs.
 """
 
@@ -17,18 +19,25 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from recipezoo.core.errors import PretrainedError
+from recipezoo.core.errors import ConfigError, PretrainedError
 
 log = logging.getLogger(__name__)
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.pth", "model.pt", "weights.pth", "weights.pt")
 _PREFIXES = ("module.", "model.", "net.", "backbone.", "_orig_mod.")
+
+
+WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
+# Spellings of "no pretrained weights": YAML and the command line can hand the value over as a string.
+_OFF = ("", "false", "none", "null")
+_ON = ("true",)
 
 
 def is_local(pretrained: Any) -> bool:
@@ -39,7 +48,85 @@ def is_local(pretrained: Any) -> bool:
 def looks_like_path(pretrained: Any) -> bool:
     """True for strings that are clearly meant as paths (so a missing file is not mistaken for a hub id)."""
     s = str(pretrained)
-    return s.startswith(("/", "./", "../", "~")) or s.endswith((".pth", ".pt", ".bin", ".safetensors", ".ckpt"))
+    return s.startswith(("/", "./", "../", "~")) or s.endswith(WEIGHT_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """A ``pretrained`` setting, parsed once by :func:`parse_pretrained`.
+
+    Attributes:
+        kind: ``none`` (random initialisation), ``default`` (the library's default weights for the architecture),
+            ``hub`` (a named weights entry or hub id: a torchvision weights name, ``hf-hub:...``, a Hugging Face repo
+            id) or ``path`` (a local file or folder, existing or clearly meant as a path).
+        ref: the hub id or the path as the user wrote it (``~`` not expanded); None for ``none`` and ``default``.
+    """
+
+    kind: Literal["none", "default", "hub", "path"]
+    ref: str | None = None
+
+    @property
+    def off(self) -> bool:
+        """No pretrained weights: random initialisation."""
+        return self.kind == "none"
+
+    @property
+    def from_hub(self) -> bool:
+        """Weights come from a library's hub (``default`` or a named ``hub`` entry), not from a local file."""
+        return self.kind in ("default", "hub")
+
+    @property
+    def path(self) -> Path | None:
+        """The local path with ``~`` expanded (``path`` kind only)."""
+        return Path(os.path.expanduser(self.ref)) if self.kind == "path" and self.ref is not None else None
+
+    @property
+    def exists(self) -> bool:
+        """A ``path`` that names an existing file or folder."""
+        return self.path is not None and self.path.exists()
+
+    @property
+    def weights_file(self) -> bool:
+        """An existing single weights file (``.safetensors``/``.bin``/``.pth``/``.pt``/``.ckpt``), not a folder."""
+        return self.path is not None and self.path.is_file() and self.path.suffix in WEIGHT_SUFFIXES
+
+    def __str__(self) -> str:
+        return self.ref if self.ref is not None else {"none": "false", "default": "true"}[self.kind]
+
+
+def parse_pretrained(value: Any) -> Pretrained:
+    """Parse a ``pretrained`` setting into a :class:`Pretrained`; every door calls this first.
+
+    Args:
+        value: false / None / ``"false"`` / ``"none"`` / ``""`` (no weights), true / ``"true"`` (the default
+            weights), a string naming a weights entry or hub id, a local path (a string or ``os.PathLike``), or an
+            already parsed :class:`Pretrained` (returned as is).
+
+    Raises:
+        ConfigError: the value is of another type (a list, a mapping...).
+    """
+    if isinstance(value, Pretrained):
+        return value
+    if value is None or value is False:
+        return Pretrained("none")
+    if value is True:
+        return Pretrained("default")
+    if isinstance(value, os.PathLike):
+        return Pretrained("path", os.fspath(value))
+    if isinstance(value, str):
+        if value.strip().lower() in _OFF:
+            return Pretrained("none")
+        if value.strip().lower() in _ON:
+            return Pretrained("default")
+        # A string that exists on disk, or is clearly meant as a path, is a path: a missing file must be reported as
+        # missing rather than sent to a hub as an id.
+        return Pretrained("path" if is_local(value) or looks_like_path(value) else "hub", value)
+    if isinstance(value, int) and value in (0, 1):  # 0/1 from a command line typed without true/false
+        return Pretrained("default" if value else "none")
+    raise ConfigError(
+        f"backbone.pretrained={value!r} is not understood; pass false, true, a weights name or hub id, or a local "
+        "file or folder."
+    )
 
 
 def offline_hint(what: str, error: BaseException) -> PretrainedError:

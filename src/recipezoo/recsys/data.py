@@ -1482,7 +1482,7 @@ class InteractionsDataModule(L.LightningDataModule):
             log.warning(
                 "The text encoder has random weights (backbone.pretrained=false): text features carry no meaning."
             )
-        from recipezoo.nlp.models import embed_texts  # only here: transformers is imported when text is used
+        from recipezoo.core.backbones.hf import embed_texts  # only here: transformers is imported when text is used
 
         source = self.text_encoder if self.text_pretrained in (True, "true", "True") else self.text_pretrained
         log.info("Embedding %d item texts with %s (%s) ...", len(self._item_texts), self.text_encoder, source)

@@ -7,7 +7,8 @@ Two families, chosen by ``backbone.name``:
   encoder for CTC speech-to-text. They read features ``(B, F, frames)`` from
   :class:`recipezoo.speech.frontend.FrontEnd`.
 - pretrained speech encoders that ``transformers.AutoModel`` loads (wav2vec2, HuBERT, WavLM, data2vec-audio...),
-  through :func:`load_speech_encoder`, this domain's pretrained door: ``pretrained`` is false (random weights from
+  through :func:`load_speech_encoder`, this domain's pretrained door over the shared Hugging Face one
+  (:func:`recipezoo.core.backbones.hf.load_encoder`): ``pretrained`` is false (random weights from
   the model's config), true (the hub weights of ``name``), a hub id, or a local Hugging Face folder / weights file
   (works offline). They read the normalised waveform ``(B, T)``. ``wav2vec2_tiny``, ``hubert_tiny`` and
   ``wavlm_tiny`` are test-size random architectures built from a config in code.
@@ -32,7 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from recipezoo.core import pretrained as door
+from recipezoo.core.backbones.hf import load_encoder
 from recipezoo.core.errors import ConfigError, PretrainedError, close_matches
+from recipezoo.core.pretrained import parse_pretrained
 from recipezoo.speech.frontend import lengths_mask
 
 log = logging.getLogger(__name__)
@@ -336,10 +339,6 @@ def _tiny_config(model_type: str) -> Any:
 TINY_ENCODERS = {"wav2vec2_tiny": "wav2vec2", "hubert_tiny": "hubert", "wavlm_tiny": "wavlm"}
 
 
-def _is_off(pretrained: Any) -> bool:
-    return pretrained in (None, False) or str(pretrained).lower() in ("false", "none", "")
-
-
 def load_speech_encoder(name: str, pretrained: Any = False, weights_only: bool = True) -> nn.Module:
     """The speech domain's pretrained door: a wav2vec2-style encoder (``transformers.AutoModel``).
 
@@ -355,22 +354,21 @@ def load_speech_encoder(name: str, pretrained: Any = False, weights_only: bool =
         PretrainedError: the model cannot be found or downloaded (offline: says how to pass a local folder), the
             weights do not fit, or the model is not a speech encoder.
     """
+    p = parse_pretrained(pretrained)
     if name in TINY_ENCODERS:
         from transformers import AutoModel
 
         model = AutoModel.from_config(_tiny_config(TINY_ENCODERS[name]))
-        if not _is_off(pretrained):
-            if not door.is_local(pretrained):
+        if not p.off:
+            if not p.exists:
                 raise PretrainedError(
                     f"{name} is a test-size architecture with no published weights; pass backbone.pretrained=false, "
                     "a local weights file or folder, or a real encoder (backbone.name=facebook/wav2vec2-base)."
                 )
-            door.load_into(model, door.load_state_dict(pretrained, weights_only), source=f"weights {pretrained}")
+            door.load_into(model, door.load_state_dict(str(p), weights_only), source=f"weights {p}")
     else:
-        # The Hugging Face door is the one text encoders use: same hub/folder/file semantics and offline message.
-        from recipezoo.nlp.models import load_encoder
-
-        model = load_encoder(name, pretrained, "sdpa", weights_only)
+        # The Hugging Face door text encoders use too: same hub/folder/file semantics and offline message.
+        model = load_encoder(name, p, "sdpa", weights_only)
     if not hasattr(model, "feature_extractor") or not hasattr(model.config, "conv_stride"):
         raise PretrainedError(
             f"{name} ({type(model).__name__}) is not a speech encoder: it has no convolutional feature encoder over "
@@ -520,14 +518,15 @@ def _scratch(
     name: str, registry: dict[str, dict[str, Any]], cls: type, pretrained: Any, weights_only: bool, **kwargs: Any
 ) -> nn.Module:
     net = cls(**{**registry[name], **kwargs})
-    if not _is_off(pretrained):
-        if not door.is_local(pretrained):
+    p = parse_pretrained(pretrained)
+    if not p.off:
+        if not p.exists:
             raise PretrainedError(
                 f"{name} is trained from scratch and has no published weights; pass backbone.pretrained=false, a "
                 "local weights file (e.g. a checkpoint of an earlier run), or a pretrained speech encoder as "
                 "backbone.name."
             )
-        door.load_into(net, door.load_state_dict(pretrained, weights_only), ("head",), f"weights {pretrained}")
+        door.load_into(net, door.load_state_dict(str(p), weights_only), ("head",), f"weights {p}")
     return net
 
 

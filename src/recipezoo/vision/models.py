@@ -20,6 +20,7 @@ from torch import nn
 
 from recipezoo.core import pretrained as door
 from recipezoo.core.errors import ConfigError, PretrainedError, close_matches
+from recipezoo.core.pretrained import Pretrained, parse_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -217,13 +218,6 @@ def _resolve_source(name: str) -> tuple[str, str]:
     )
 
 
-def _is_hub(pretrained: Any) -> bool:
-    """True for ``true`` or a weights name / hub id; false for local paths (existing or clearly meant as one)."""
-    return pretrained is True or (
-        isinstance(pretrained, str) and not door.is_local(pretrained) and not door.looks_like_path(pretrained)
-    )
-
-
 def _torchvision_meta(weights: Any) -> dict[str, Any]:
     """Input size and statistics from a torchvision weights entry's eval transform."""
     tf = weights.transforms()
@@ -242,16 +236,16 @@ def _last_linear(model: nn.Module) -> str:
     return name[-1]
 
 
-def _torchvision(name: str, num_classes: int, in_chans: int, pretrained: Any, weights_only: bool) -> Classifier:
+def _torchvision(name: str, num_classes: int, in_chans: int, pretrained: Pretrained, weights_only: bool) -> Classifier:
     from torchvision.models import get_model, get_model_weights
 
     if in_chans != 3:
         raise ConfigError(f"torchvision backbone '{name}' takes 3-channel images; set data.mode=RGB.")
     weights = None
-    if _is_hub(pretrained):
+    if pretrained.from_hub:
         enum = get_model_weights(name)
         try:
-            weights = enum.DEFAULT if pretrained is True else enum[pretrained.split(".")[-1]]
+            weights = enum.DEFAULT if pretrained.kind == "default" else enum[str(pretrained).split(".")[-1]]
         except KeyError:
             raise PretrainedError(
                 f"'{pretrained}' is not a weights name for {name}; choose one of "
@@ -267,20 +261,21 @@ def _torchvision(name: str, num_classes: int, in_chans: int, pretrained: Any, we
             raise door.offline_hint(f"torchvision {name} ({weights})", e) from None
         door.load_into(model, state, head_prefixes=(head,), source=f"{weights}")
         meta = _torchvision_meta(weights)
-    elif pretrained:
+    elif pretrained.kind == "path":
         door.load_into(
-            model, door.load_state_dict(pretrained, weights_only), head_prefixes=(head,), source=str(pretrained)
+            model, door.load_state_dict(str(pretrained), weights_only), head_prefixes=(head,), source=str(pretrained)
         )
     return Classifier(model, head, meta)
 
 
-def _timm(name: str, num_classes: int, in_chans: int, pretrained: Any, weights_only: bool) -> Classifier:
+def _timm(name: str, num_classes: int, in_chans: int, pretrained: Pretrained, weights_only: bool) -> Classifier:
     import timm
 
-    hub = _is_hub(pretrained)
+    hub = pretrained.from_hub
     kwargs: dict[str, Any] = {"num_classes": num_classes, "in_chans": in_chans}
-    if hub and isinstance(pretrained, str):
-        name = pretrained if pretrained.startswith("hf-hub:") else f"{name}.{pretrained}"
+    if pretrained.kind == "hub":
+        ref = str(pretrained)
+        name = ref if ref.startswith("hf-hub:") else f"{name}.{ref}"
     try:
         model = timm.create_model(name, pretrained=hub, **kwargs)
     except (OSError, RuntimeError, ValueError) as e:
@@ -289,9 +284,9 @@ def _timm(name: str, num_classes: int, in_chans: int, pretrained: Any, weights_o
         raise
     head = model.default_cfg.get("classifier") or _last_linear(model)
     head = head[0] if isinstance(head, (list, tuple)) else head
-    if pretrained and not hub:
+    if pretrained.kind == "path":
         door.load_into(
-            model, door.load_state_dict(pretrained, weights_only), head_prefixes=(head,), source=str(pretrained)
+            model, door.load_state_dict(str(pretrained), weights_only), head_prefixes=(head,), source=str(pretrained)
         )
     cfg = timm.data.resolve_data_config(model=model)
     crop = int(cfg["input_size"][-1])
@@ -316,11 +311,12 @@ def default_preprocessing(name: str, pretrained: Any = False) -> dict[str, Any]:
         return {"crop_size": size, "resize_size": size, "mean": None, "std": None}
     if source == "torchvision":
         meta: dict[str, Any] = {"crop_size": 224, "resize_size": 256, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
-        if _is_hub(pretrained):
+        p = parse_pretrained(pretrained)
+        if p.from_hub:
             from torchvision.models import get_model_weights
 
             enum = get_model_weights(bare)
-            weights = enum.DEFAULT if pretrained is True else enum.__members__.get(pretrained.split(".")[-1])
+            weights = enum.DEFAULT if p.kind == "default" else enum.__members__.get(str(p).split(".")[-1])
             if weights is not None:
                 meta = _torchvision_meta(weights)
         return meta
@@ -359,22 +355,18 @@ def create_model(
     """
     if num_classes < 2:
         raise ConfigError(f"num_classes must be at least 2, got {num_classes}.")
-    if pretrained in ("false", "False", "none", "None", ""):
-        pretrained = False
+    p = parse_pretrained(pretrained)
     source, bare = _resolve_source(name)
     if source == "recipezoo":
         net = MODELS[bare](num_classes, in_chans, **kwargs)
-        if pretrained and pretrained is not True and door.looks_like_path(pretrained):
-            door.load_state_dict(pretrained, weights_only)  # names a missing file clearly
-        if pretrained is True or (pretrained and not door.is_local(pretrained)):
+        if p.from_hub:
             raise PretrainedError(
                 f"recipezoo's '{bare}' has no published weights; pass a local file "
                 "(e.g. a checkpoint of an earlier run) or backbone.pretrained=false."
             )
-        if pretrained:
-            door.load_into(
-                net.model, door.load_state_dict(pretrained, weights_only), head_prefixes=("fc",), source=str(pretrained)
-            )
+        if p.kind == "path":
+            # load_state_dict also names a missing file clearly.
+            door.load_into(net.model, door.load_state_dict(str(p), weights_only), head_prefixes=("fc",), source=str(p))
         return net
     builder = _torchvision if source == "torchvision" else _timm
-    return builder(bare, num_classes, in_chans, pretrained, weights_only)
+    return builder(bare, num_classes, in_chans, p, weights_only)
