@@ -1,8 +1,8 @@
 """Export a trained checkpoint to ONNX or TorchScript, with a parity check against eager PyTorch.
 
 The output folder (a "bundle") holds the model file, ``metadata.json`` (labels, preprocessing, input and output
-spec, the measured parity) and, for ONNX, ``loader.py``: a copy of the task's torch-free runtime
-(:mod:`recipezoo.runtime.vision`, :mod:`recipezoo.runtime.tabular`) that predicts with onnxruntime and numpy.
+spec, the measured parity) and, for ONNX, ``loader.py``: a copy of the torch-free runtime its task registers
+(:mod:`recipezoo.core.registry`), which predicts with onnxruntime and numpy.
 """
 
 from __future__ import annotations
@@ -30,19 +30,9 @@ from recipezoo.core.export import (
     latency_ms,
     max_abs_diff,
 )
+from recipezoo.core.registry import TaskSpec, get_task, task_for_module
 
 log = logging.getLogger("recipezoo")
-
-# Task -> the torch-free module copied into ONNX bundles as loader.py.
-RUNTIMES = {
-    "image_classification": "recipezoo.runtime.vision",
-    "fraud_detection": "recipezoo.runtime.tabular",
-    "text_classification": "recipezoo.runtime.text",
-    "token_classification": "recipezoo.runtime.text",
-    "recommendation": "recipezoo.runtime.recsys",
-    "audio_classification": "recipezoo.runtime.audio",
-    "speech_recognition": "recipezoo.runtime.audio",
-}
 
 
 def default_output(ckpt: str | Path, fmt: str) -> Path:
@@ -93,6 +83,7 @@ def export(
         logging.getLogger(noisy).setLevel(logging.WARNING)
     torch.manual_seed(0)
     spec = module.export_spec(batch_size)
+    task = _task(spec.metadata.get("task"), module)
     model_path = out / FILENAMES[format]
     log.info("Exporting %s to %s ...", format, model_path)
     format, model_path = _write_model(spec, model_path, format)
@@ -135,6 +126,7 @@ def export(
         "torch_version": torch.__version__,
         "inputs": _input_spec(spec),
         "outputs": spec.output_names,
+        **({"task": task.name, **task.metadata} if task is not None else {}),
         **spec.metadata,
         **({"parts": parts_meta} if parts_meta else {}),
         **({"files": sorted({*files, *spec.files})} if files or spec.files else {}),
@@ -146,9 +138,9 @@ def export(
     for name, content in spec.files.items():  # what the model computed for the bundle: e.g. item embeddings
         if Path(name).name == name:
             (out / name).write_bytes(content)
-    if format == "onnx" and metadata.get("task") in RUNTIMES:
+    if format == "onnx" and task is not None and task.runtime:
         # The torch-free runtime travels with the bundle, so it predicts where recipezoo is not installed.
-        runtime = importlib.import_module(RUNTIMES[metadata["task"]])
+        runtime = importlib.import_module(task.runtime)
         shutil.copy(runtime.__file__, out / "loader.py")
     log.info(
         "Parity %s vs eager: max abs diff %.3g (tolerance %.0e)%s",
@@ -164,6 +156,16 @@ def export(
         )
     log.info("Bundle written to %s", out)
     return metadata
+
+
+def _task(name: Any, module: Any) -> TaskSpec | None:
+    """The registered task of the exported model: the one its export metadata names, else its module's."""
+    if name:
+        try:
+            return get_task(str(name))
+        except ConfigError:  # a task nobody registered: exported as before, without a loader
+            return None
+    return task_for_module(module)
 
 
 def _parity(spec: Any, runner: Runner, batch_size: int) -> tuple[float, Any]:

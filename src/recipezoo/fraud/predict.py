@@ -8,18 +8,19 @@ checkpoint or the bundle: never refitted on the rows being scored.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from recipezoo.core.bundle import Loaded, load
 from recipezoo.core.errors import DataError, new_output_file
 from recipezoo.runtime.tabular import MissingColumnsError, TabularPreprocessor, calibrate
 
 log = logging.getLogger("recipezoo")
+
+TASKS = ("fraud_detection",)
 
 
 def _score_with_torch(net: Any, x_num: np.ndarray, x_cat: np.ndarray, batch_size: int) -> np.ndarray:
@@ -33,29 +34,23 @@ def _score_with_torch(net: Any, x_num: np.ndarray, x_cat: np.ndarray, batch_size
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def score_frame(ckpt: str | Path, frame: Any, batch_size: int = 4096) -> tuple[dict[str, np.ndarray], dict]:
+def score_frame(ckpt: str | Path | Loaded, frame: Any, batch_size: int = 4096) -> tuple[dict[str, np.ndarray], dict]:
     """``{"score", "probability", "decision"}`` arrays for the rows of ``frame``, and the model's metadata."""
-    p = Path(os.path.expanduser(str(ckpt)))
+    loaded = load(ckpt, TASKS)
     try:
-        if p.suffix == ".ckpt":
-            from recipezoo.core.checkpoint import load_module
-
-            module, cfg = load_module(p)
-            info = dict(cfg.data_info)
+        if loaded.is_checkpoint:
+            info = dict(loaded.config.data_info)
             pre = TabularPreprocessor.from_dict(info["preprocessing"])
-            scores = _score_with_torch(module.net, *pre.transform(frame), batch_size)
-            d = module.decide(scores)
+            scores = _score_with_torch(loaded.module.net, *pre.transform(frame), batch_size)
+            d = loaded.module.decide(scores)
             return {"score": d["score"], "probability": d["probability"], "decision": d["flag"]}, info
-        bundle = p if p.is_dir() else p.parent
-        meta = json.loads((bundle / "metadata.json").read_text())
-        if meta["format"] == "onnx":
+        meta = loaded.metadata
+        if loaded.format == "onnx":
             from recipezoo.runtime.tabular import OnnxFraudScorer
 
-            return OnnxFraudScorer(bundle).score(frame, batch_size), meta
-        from recipezoo.core.export import load_torch
-
+            return OnnxFraudScorer(loaded.bundle).score(frame, batch_size), meta
         pre = TabularPreprocessor.from_dict(meta["preprocessing"])
-        scores = _score_with_torch(load_torch(bundle / meta["model_file"]), *pre.transform(frame), batch_size)
+        scores = _score_with_torch(loaded.model, *pre.transform(frame), batch_size)
         threshold = meta.get("threshold")
         decision = scores >= (np.nan if threshold is None else float(threshold))
         return {"score": scores, "probability": calibrate(scores, meta.get("calibration")), "decision": decision}, meta
@@ -64,7 +59,7 @@ def score_frame(ckpt: str | Path, frame: Any, batch_size: int = 4096) -> tuple[d
 
 
 def predict_table(
-    ckpt: str | Path,
+    ckpt: str | Path | Loaded,
     input: str | Path,
     output: str | Path = "predictions.csv",
     batch_size: int = 4096,

@@ -12,7 +12,6 @@ Output rows: text classification ``row, text, prediction, confidence, prob_<labe
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -21,11 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from recipezoo.core.bundle import Loaded, load
 from recipezoo.core.errors import ConfigError, DataError, new_output_file, write_rows
 from recipezoo.runtime import text as rt
 
 log = logging.getLogger("recipezoo")
 
+TASKS = ("text_classification", "token_classification")
 _TABLES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".json", ".parquet", ".pq")
 
 
@@ -38,57 +39,33 @@ class TextPredictor:
         tokenizer: the ``tokenizers.Tokenizer`` the model was trained with.
     """
 
-    def __init__(self, ckpt: str | Path) -> None:
-        p = Path(os.path.expanduser(str(ckpt)))
+    def __init__(self, ckpt: str | Path | Loaded) -> None:
+        loaded = load(ckpt, TASKS)
         self.run: Callable[[dict[str, np.ndarray]], np.ndarray]
-        if p.suffix == ".ckpt":
-            import torch
-
-            from recipezoo.core.checkpoint import load_module
-
-            module, cfg = load_module(p)
-            spec = module.export_spec(1)
+        if loaded.is_checkpoint:
+            spec = loaded.module.export_spec(1)
             self.meta = {"format": "ckpt", **spec.metadata}
-            tokenizer_json = module.files.get(rt_file(self.meta))
+            tokenizer_json = loaded.module.files.get(rt_file(self.meta))
             net = spec.model
+        else:
+            self.meta = loaded.metadata
+            tokenizer_json = (loaded.bundle / rt_file(self.meta)).read_text()
+            net = loaded.model  # an onnxruntime session, a TorchScript module or a torch.export program
+        if loaded.format == "onnx":
+            names = [i.name for i in net.get_inputs()]
+
+            def run(batch: dict[str, np.ndarray]) -> np.ndarray:
+                return net.run(None, {n: batch[n] for n in names})[0]
+
+        else:
+            import torch
 
             def run(batch: dict[str, np.ndarray]) -> np.ndarray:
                 with torch.no_grad():
                     return net(*(torch.from_numpy(batch[n]) for n in self.inputs)).float().numpy()
 
-        else:
-            bundle = p if p.is_dir() else p.parent
-            if not (bundle / "metadata.json").is_file():
-                raise ConfigError(f"{p} is neither a .ckpt nor an export folder with metadata.json.")
-            self.meta = json.loads((bundle / "metadata.json").read_text())
-            if self.meta.get("task") not in ("text_classification", "token_classification"):
-                raise ConfigError(f"{bundle} is a '{self.meta.get('task')}' bundle, not a text one.")
-            tokenizer_json = (bundle / rt_file(self.meta)).read_text()
-            model_file = bundle / self.meta["model_file"]
-            if self.meta["format"] == "onnx":
-                import onnxruntime as ort
-
-                opts = ort.SessionOptions()
-                opts.log_severity_level = 3
-                session = ort.InferenceSession(str(model_file), opts, providers=["CPUExecutionProvider"])
-                names = [i.name for i in session.get_inputs()]
-
-                def run(batch: dict[str, np.ndarray]) -> np.ndarray:
-                    return session.run(None, {n: batch[n] for n in names})[0]
-
-            else:
-                import torch
-
-                from recipezoo.core.export import load_torch
-
-                script = load_torch(model_file)  # TorchScript, or a torch.export program
-
-                def run(batch: dict[str, np.ndarray]) -> np.ndarray:
-                    with torch.no_grad():
-                        return script(*(torch.from_numpy(batch[n]) for n in self.inputs)).float().numpy()
-
         if not tokenizer_json:
-            raise ConfigError(f"{p} carries no tokenizer; re-export it with this version of recipezoo.")
+            raise ConfigError(f"{loaded.path} carries no tokenizer; re-export it with this version of recipezoo.")
         pp = self.meta["preprocessing"]
         self.inputs = list(pp["model_inputs"])
         self.pad_id = int(pp["pad_id"])
@@ -181,7 +158,7 @@ def read_inputs(
 
 
 def predict_texts(
-    ckpt: str | Path,
+    ckpt: str | Path | Loaded,
     input: str | Path,
     output: str | Path = "predictions.csv",
     batch_size: int = 64,

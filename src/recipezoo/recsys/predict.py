@@ -17,7 +17,6 @@ from the history or side features given for them, else by popularity, and each r
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 from pathlib import Path
@@ -25,10 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from recipezoo.core.bundle import Loaded, load
 from recipezoo.core.errors import ConfigError, DataError, new_output_file
 from recipezoo.runtime.recsys import BundleRecommender, RecommenderCore, read_ids, split_history
 
 log = logging.getLogger("recipezoo")
+
+TASKS = ("recommendation",)
 
 
 class TorchBackend:
@@ -123,16 +125,16 @@ class TorchScriptBackend:
             return self.scorer(*args).numpy()
 
 
-def load_recommender(ckpt: str | Path) -> RecommenderCore:
+def load_recommender(ckpt: str | Path | Loaded) -> RecommenderCore:
     """A ready-to-serve recommender from a checkpoint or an export bundle (ONNX or TorchScript)."""
-    p = Path(os.path.expanduser(str(ckpt)))
-    if p.suffix == ".ckpt":
-        from recipezoo.core.checkpoint import load_module
-
-        module, cfg = load_module(p)
+    loaded = load(ckpt, TASKS)
+    if loaded.is_checkpoint:
+        module = loaded.module
         files = module.files
         if "user_ids.txt" not in files:
-            raise ConfigError(f"{p} carries no id maps (user_ids.txt); it was not trained by a recommendation recipe.")
+            raise ConfigError(
+                f"{loaded.path} carries no id maps (user_ids.txt); it was not trained by a recommendation recipe."
+            )
         metadata = module.export_metadata() if hasattr(module, "export_metadata") else {}
         data = np.load(io.BytesIO(files["interactions.npz"]))
         features = None
@@ -151,12 +153,8 @@ def load_recommender(ckpt: str | Path) -> RecommenderCore:
             TorchBackend(module),
             features,
         )
-    bundle = p if p.is_dir() else p.parent
-    meta_path = bundle / "metadata.json"
-    if not meta_path.is_file():
-        raise ConfigError(f"{p} is neither a .ckpt nor an export folder with metadata.json.")
-    metadata = json.loads(meta_path.read_text())
-    if metadata.get("format") == "onnx":
+    bundle, metadata = loaded.bundle, dict(loaded.metadata)
+    if loaded.format == "onnx":
         return BundleRecommender(bundle)
     metadata["_bundle_dir"] = str(bundle)
     data = np.load(bundle / "interactions.npz")
@@ -199,7 +197,7 @@ def read_requests(path: str | Path, user_column: str, item_column: str) -> tuple
 
 
 def recommend_table(
-    ckpt: str | Path,
+    ckpt: str | Path | Loaded,
     input: str | Path,
     output: str | Path = "recommendations.csv",
     k: int = 10,

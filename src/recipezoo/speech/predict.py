@@ -10,7 +10,6 @@ sample rates are converted, said once.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 from collections import Counter
@@ -20,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from recipezoo.core.errors import ConfigError, DataError, new_output_file
+from recipezoo.core.bundle import Loaded, load
+from recipezoo.core.errors import DataError, new_output_file
 from recipezoo.runtime import audio as rt
 
 log = logging.getLogger("recipezoo")
@@ -50,35 +50,25 @@ class _Model:
     """``(waveform batch, lengths) -> outputs`` from a checkpoint, a TorchScript or an ONNX bundle, with the
     task facts (labels or tokens, preprocessing) and the waveform loader of that kind."""
 
-    def __init__(self, ckpt: str | Path) -> None:
-        p = Path(os.path.expanduser(str(ckpt)))
-        bundle = p if p.is_dir() else p.parent
-        if p.suffix == ".ckpt":
-            from recipezoo.core.checkpoint import load_module
-            from recipezoo.speech.task import SpeechRecognizer, WaveformModel
+    def __init__(self, ckpt: str | Path | Loaded) -> None:
+        loaded = load(ckpt, TASKS)
+        self.task, self.kind = loaded.task.name, loaded.format
+        if loaded.is_checkpoint:
+            from recipezoo.speech.task import WaveformModel
 
-            module, cfg = load_module(p)
-            self.kind = "ckpt"
-            self.task = "speech_recognition" if isinstance(module, SpeechRecognizer) else "audio_classification"
-            self.meta = {"preprocessing": dict(cfg.data_info.preprocessing)}
+            module = loaded.module
+            self.meta = {"preprocessing": dict(loaded.config.data_info.preprocessing)}
             self.meta["labels" if self.task == "audio_classification" else "tokens"] = (
                 list(module.labels) if self.task == "audio_classification" else list(module.tokens)
             )
             self.meta["blank"] = 0
             self.torch_model = WaveformModel(module.frontend, module.net, ctc=self.task == "speech_recognition").eval()
-        elif (bundle / "metadata.json").is_file():
-            self.meta = json.loads((bundle / "metadata.json").read_text())
-            self.task, self.kind = self.meta.get("task"), self.meta["format"]
-            if self.task not in TASKS:
-                raise ConfigError(f"{bundle} is a '{self.task}' bundle; this predictor handles speech models.")
-            if self.kind == "onnx":
-                self.onnx = rt.load_bundle(bundle)
-            else:
-                import torch
-
-                self.torch_model = torch.jit.load(str(bundle / self.meta["model_file"]), map_location="cpu").eval()
         else:
-            raise ConfigError(f"{p} is neither a .ckpt nor an export folder with metadata.json.")
+            self.meta = loaded.metadata
+            if self.kind == "onnx":
+                self.onnx = rt.load_bundle(loaded.bundle)
+            else:
+                self.torch_model = loaded.model
         self.preprocessing = self.meta["preprocessing"]
         self.sample_rate = int(self.preprocessing["sample_rate"])
 
@@ -110,7 +100,7 @@ class _Model:
 
 
 def predict_audio(
-    ckpt: str | Path,
+    ckpt: str | Path | Loaded,
     input: str | Path,
     output: str | Path = "predictions.csv",
     batch_size: int = 16,

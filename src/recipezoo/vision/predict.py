@@ -7,7 +7,6 @@ torch-free deployment uses.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -16,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from recipezoo.core.errors import ConfigError, DataError, new_output_file, write_rows
+from recipezoo.core.bundle import Loaded, load
+from recipezoo.core.errors import DataError, new_output_file, write_rows
 from recipezoo.runtime.vision import preprocess, softmax
 
 log = logging.getLogger("recipezoo")
 
+TASKS = ("image_classification",)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
@@ -43,34 +44,21 @@ def list_inputs(input: str | Path) -> list[Path]:
 class _Predictor:
     """Probabilities for preprocessed batches from a checkpoint, a TorchScript or an ONNX model."""
 
-    def __init__(self, ckpt: str | Path) -> None:
-        p = Path(os.path.expanduser(str(ckpt)))
-        bundle = p if p.is_dir() else p.parent
-        if p.suffix == ".ckpt":
-            from recipezoo.core.checkpoint import load_module
-
-            self.module, cfg = load_module(p)
+    def __init__(self, ckpt: str | Path | Loaded) -> None:
+        loaded = load(ckpt, TASKS)
+        self.kind = loaded.format
+        self.preprocessing = dict(loaded.metadata["preprocessing"])
+        if loaded.is_checkpoint:
+            self.module = loaded.module
             self.labels = list(self.module.labels)
-            self.preprocessing = dict(cfg.data_info.preprocessing)
-            self.kind = "ckpt"
-        elif (bundle / "metadata.json").exists():
-            meta = json.loads((bundle / "metadata.json").read_text())
-            if meta.get("task") != "image_classification":
-                raise ConfigError(
-                    f"{bundle} is a '{meta.get('task')}' bundle; this predictor handles image classification."
-                )
-            self.labels, self.preprocessing, self.kind = meta["labels"], meta["preprocessing"], meta["format"]
-            model_file = bundle / meta["model_file"]
+        else:
+            self.labels = list(loaded.metadata["labels"])
             if self.kind == "onnx":
                 from recipezoo.runtime.vision import OnnxImageClassifier
 
-                self.onnx = OnnxImageClassifier(bundle)
+                self.onnx = OnnxImageClassifier(loaded.bundle)
             else:
-                from recipezoo.core.export import load_torch
-
-                self.script = load_torch(model_file)
-        else:
-            raise ConfigError(f"{p} is neither a .ckpt nor an export folder with metadata.json.")
+                self.script = loaded.model
 
     def __call__(self, x: np.ndarray) -> np.ndarray:  # (B, C, H, W) float32 -> (B, num_classes)
         if self.kind == "onnx":
@@ -83,7 +71,7 @@ class _Predictor:
 
 
 def predict_images(
-    ckpt: str | Path,
+    ckpt: str | Path | Loaded,
     input: str | Path,
     output: str | Path = "predictions.csv",
     batch_size: int = 64,
@@ -130,7 +118,7 @@ def predict_images(
     return rows
 
 
-def predict_paths(ckpt: str | Path, paths: Sequence[str | Path]) -> np.ndarray:
+def predict_paths(ckpt: str | Path | Loaded, paths: Sequence[str | Path]) -> np.ndarray:
     """Probabilities ``(N, num_classes)`` for image paths (a programmatic shortcut used by tests and notebooks)."""
     predictor = _Predictor(ckpt)
     return predictor(np.stack([preprocess(p, predictor.preprocessing) for p in paths]).astype(np.float32))
