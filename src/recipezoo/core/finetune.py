@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import lightning.pytorch as L
 from torch import nn
@@ -41,6 +42,12 @@ class FineTuningPolicy:
     layer_decay: float = 1.0
     freeze_bn: bool = False
     frozen_blocks: int = 0
+
+
+def as_policy(finetune: dict[str, Any] | FineTuningPolicy | None) -> FineTuningPolicy:
+    """The policy a task's ``finetune`` argument names: a policy, its fields as a dict (the config), or None for
+    the defaults (train everything from the first epoch at one learning rate)."""
+    return finetune if isinstance(finetune, FineTuningPolicy) else FineTuningPolicy(**(finetune or {}))
 
 
 def _set_trainable(module: nn.Module, trainable: bool) -> None:

@@ -80,6 +80,38 @@ def param_groups(
     return groups
 
 
+def decay_groups(net: nn.Module) -> list[dict]:
+    """Parameter groups for a network trained from scratch: weight decay on weight matrices only.
+
+    Biases, norms and embedding tables are not decayed (an embedding's rows are regularised by what uses them, and
+    decay would shrink the rows of rare ids most), nor the parameters the network names in ``no_weight_decay()``.
+    Frozen parameters are left out. The decayed group takes the optimizer's own weight decay.
+    """
+    skip = set(getattr(net, "no_weight_decay", set)())
+    embeddings = {id(m.weight) for m in net.modules() if isinstance(m, nn.Embedding)}
+    decay, no_decay = [], []
+    for name, p in net.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 or name in skip or id(p) in embeddings else decay).append(p)
+    return [g for g in ({"params": decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+
+
+def with_schedule(
+    optimizer: torch.optim.Optimizer,
+    scheduler_factory: Callable[..., LRScheduler] | None,
+    total_steps: int | Callable[[], int],
+) -> torch.optim.Optimizer | dict:
+    """What ``configure_optimizers`` returns: the optimizer alone, or with its schedule stepped every optimizer step.
+
+    ``total_steps`` may be a function, called only when there is a scheduler
+    (``lambda: trainer.estimated_stepping_batches``).
+    """
+    if not scheduler_factory:  # None, or {} from scheduler=none
+        return optimizer
+    scheduler = scheduler_factory(optimizer, total_steps=int(total_steps() if callable(total_steps) else total_steps))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
 def configure(
     net: nn.Module,
     optimizer_factory: Callable[..., torch.optim.Optimizer],
@@ -92,8 +124,7 @@ def configure(
 
     The partial optimizer carries the base learning rate and weight decay; :func:`param_groups` gives per-block
     learning rates. Parameters outside the head and the blocks (a ViT's cls token, a final norm) train at the
-    backbone rate. The scheduler, if any, steps every optimizer step; ``total_steps`` may be a function, called
-    only when there is a scheduler (``lambda: trainer.estimated_stepping_batches``).
+    backbone rate. The scheduler, if any, steps every optimizer step (see :func:`with_schedule`).
     """
     probe = optimizer_factory(params=[nn.Parameter(torch.zeros(1))])
     lr, wd = probe.defaults["lr"], probe.defaults.get("weight_decay", 0.0)
@@ -102,23 +133,29 @@ def configure(
     rest = [p for p in net.parameters() if id(p) not in grouped]
     if rest:
         groups.append({"params": rest, "lr": lr * backbone_lr_mult, "weight_decay": 0.0, "name": "backbone.other"})
-    optimizer = optimizer_factory(params=groups)
-    if not scheduler_factory:  # None, or {} from scheduler=none
-        return optimizer
-    scheduler = scheduler_factory(optimizer, total_steps=int(total_steps() if callable(total_steps) else total_steps))
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+    return with_schedule(optimizer_factory(params=groups), scheduler_factory, total_steps)
 
 
 def configure_module(module: Any) -> torch.optim.Optimizer | dict:
-    """:func:`configure` for a LightningModule holding ``net``, ``optimizer_factory``, ``scheduler_factory`` and a
-    fine-tuning ``policy`` (every classification task here): its ``configure_optimizers`` in one line."""
+    """``configure_optimizers`` of a LightningModule holding ``net``, ``optimizer_factory``, ``scheduler_factory``
+    and ``policy`` (every :class:`recipezoo.core.task.Task`).
+
+    With a fine-tuning policy the network exposes ``head`` and ``layer_groups()`` and gets per-block learning rates
+    (:func:`configure`); without one (``policy`` None: a network trained from scratch) it gets one weight-decay
+    split (:func:`decay_groups`).
+    """
+    total_steps = lambda: module.trainer.estimated_stepping_batches  # noqa: E731  (read only with a scheduler)
+    policy = getattr(module, "policy", None)
+    if policy is None:
+        optimizer = module.optimizer_factory(params=decay_groups(module.net))
+        return with_schedule(optimizer, module.scheduler_factory, total_steps)
     return configure(
         module.net,
         module.optimizer_factory,
         module.scheduler_factory,
-        lambda: module.trainer.estimated_stepping_batches,
-        module.policy.backbone_lr_mult,
-        module.policy.layer_decay,
+        total_steps,
+        policy.backbone_lr_mult,
+        policy.layer_decay,
     )
 
 

@@ -14,7 +14,6 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import lightning.pytorch as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,9 +21,8 @@ import torchmetrics as tm
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from recipezoo.core.compile import compile_network, network
 from recipezoo.core.errors import ConfigError
-from recipezoo.core.lean import LeanHookName
+from recipezoo.core.task import Task
 from recipezoo.fraud import metrics as M
 
 log = logging.getLogger(__name__)
@@ -116,7 +114,7 @@ class ScoreModel(nn.Module):
         return self.net(x_num, x_cat)
 
 
-class FraudDetector(LeanHookName, L.LightningModule):
+class FraudDetector(Task):
     """Trains a tabular fraud network; picks its decision threshold and calibration on validation.
 
     Logged: ``train/loss_step``, ``train/loss_epoch``;
@@ -174,7 +172,6 @@ class FraudDetector(LeanHookName, L.LightningModule):
         positive_label: Any = None,
         compile: bool = False,
     ) -> None:
-        super().__init__()
         if loss not in LOSSES:
             raise ConfigError(f"unknown loss '{loss}'; choose one of {', '.join(LOSSES)}.")
         if threshold_rule not in M.RULES:
@@ -185,12 +182,12 @@ class FraudDetector(LeanHookName, L.LightningModule):
             raise ConfigError(f"unknown calibration '{calibration}'; choose one of {', '.join(M.CALIBRATIONS)}.")
         if prevalence is not None and not 0 < prevalence < 1:
             raise ConfigError(f"prevalence must be in (0, 1), got {prevalence}.")
-        self.net = net
+        # No fine-tuning policy: tabular networks train from scratch, with weight decay on weight matrices only
+        # (not on biases, norms, embedding tables or FT-Transformer's tokenizer; core.optim.decay_groups).
+        super().__init__(net, optimizer, scheduler, compile=compile)
         self.n_num = int(net.n_num)
         self.cardinalities = [int(c) for c in net.cardinalities]
         self.score_kind = getattr(net, "score_kind", "logit")
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
         self.loss_name = loss
         self.pos_weight = self._resolve_pos_weight(pos_weight, data_pos_weight)
         self.focal_gamma, self.focal_alpha = float(focal_gamma), focal_alpha
@@ -203,7 +200,6 @@ class FraudDetector(LeanHookName, L.LightningModule):
         self.fpr, self.recall, self.prevalence = float(fpr), float(recall), prevalence
         self.preprocessing = _plain(preprocessing or {})
         self.positive_label = _plain(positive_label)
-        self.compile = bool(compile)
         self.decision = DecisionState()
         # (score, label) pairs of the epoch, one CatMetric so the two columns can never fall out of step;
         # it gathers uneven per-rank lengths under DDP. nan_strategy="disable": never drop a row.
@@ -254,11 +250,8 @@ class FraudDetector(LeanHookName, L.LightningModule):
 
     # -- training -----------------------------------------------------------------------------------------------
 
-    def setup(self, stage: str) -> None:
-        compile_network(self, self.compile, stage)
-
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:  # (B, n_num), (B, n_cat) -> (B,)
-        return network(self)(x_num, x_cat)
+        return self.network(x_num, x_cat)
 
     def _classifier_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits, y = logits.float(), y.float()  # the loss in float32 under mixed precision
@@ -283,18 +276,11 @@ class FraudDetector(LeanHookName, L.LightningModule):
         return self._classifier_loss(self(x_num, x_cat), y)
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor | None:
-        x_num, x_cat, y = batch
-        if self.score_kind == "anomaly":
-            # The autoencoder learns what normal rows look like: fraud rows never reach its forward in training.
-            normal = y < 0.5
-            n = int(normal.sum())
-            if n == 0:
-                return self._skip_batch()
-            loss = self(x_num[normal], x_cat[normal]).float().mean()
-        else:
-            n = y.shape[0]
-            loss = self._classifier_loss(self(x_num, x_cat), y)
-        return loss
+        # The autoencoder learns what normal rows look like (fraud rows never reach its forward in training): a
+        # batch without normal rows has nothing to learn from.
+        if self.score_kind == "anomaly" and not bool((batch[2] < 0.5).any()):
+            return self._skip_batch()
+        return self.loss(batch)
 
     def _skip_batch(self) -> torch.Tensor | None:
         # None skips the step on one device; under DDP every rank must run backward, so a zero loss that touches
@@ -306,16 +292,12 @@ class FraudDetector(LeanHookName, L.LightningModule):
 
     # -- validation / test --------------------------------------------------------------------------------------
 
-    def _collect(self, rows: tm.CatMetric, batch: tuple[torch.Tensor, ...]) -> None:
+    def eval_step(self, batch: tuple[torch.Tensor, ...], stage: str) -> None:
+        """Collect the batch's (score, label) rows; the metrics are computed on all of them at the epoch's end."""
         x_num, x_cat, y = batch
         scores = self(x_num, x_cat).detach().float()
+        rows = self.val_rows if stage == "val" else self.test_rows
         rows.update(torch.stack([scores, y.float()], dim=1))  # (B, 2)
-
-    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self._collect(self.val_rows, batch)
-
-    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self._collect(self.test_rows, batch)
 
     @staticmethod
     def _gathered(rows: tm.CatMetric) -> tuple[torch.Tensor, torch.Tensor]:
@@ -450,18 +432,3 @@ class FraudDetector(LeanHookName, L.LightningModule):
             },
             make_inputs=self.make_inputs,
         )
-
-    def configure_optimizers(self) -> Any:
-        # Weight decay on weight matrices only: not on biases, norms, embedding tables or FT-Transformer's tokenizer.
-        skip = set(getattr(self.net, "no_weight_decay", set)())
-        embeddings = {id(m.weight) for m in self.net.modules() if isinstance(m, nn.Embedding)}
-        decay, no_decay = [], []
-        for name, p in self.net.named_parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim <= 1 or name in skip or id(p) in embeddings else decay).append(p)
-        groups = [g for g in ({"params": decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
-        optimizer = self.optimizer_factory(params=groups)
-        if not self.scheduler_factory:  # None, or {} from scheduler=none
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

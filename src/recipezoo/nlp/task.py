@@ -13,18 +13,14 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
 import torchmetrics as tm
 from torch import nn
 
-from recipezoo.core.compile import compile_network, network
 from recipezoo.core.errors import ConfigError
-from recipezoo.core.finetune import FineTuningCallback, FineTuningPolicy
-from recipezoo.core.lean import LeanHookName
-from recipezoo.core.metrics import write_confusion_matrix
-from recipezoo.core.optim import configure_module
+from recipezoo.core.finetune import FineTuningPolicy, as_policy
+from recipezoo.core.task import Task, classification_metrics
 from recipezoo.nlp.metrics import MultilabelThresholdSweep, SpanF1
 from recipezoo.runtime.text import IGNORE
 
@@ -57,86 +53,44 @@ def _model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: batch[k] for k in MODEL_INPUTS if k in batch}
 
 
-class _TextTask(LeanHookName, L.LightningModule):
-    """What both NLP tasks share: the fine-tuning policy, optimizer groups and the export description."""
-
-    task = ""
-
-    def __init__(
-        self,
-        net: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., Any] | None,
-        finetune: dict[str, Any] | FineTuningPolicy | None,
-        labels: Sequence[str],
-        preprocessing: dict[str, Any] | None,
-        compile: bool = False,
-    ) -> None:
-        super().__init__()
-        self.net = net
-        self.compile = bool(compile)
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.policy = finetune if isinstance(finetune, FineTuningPolicy) else FineTuningPolicy(**(finetune or {}))
-        self.labels = [str(x) for x in labels]
-        self.preprocessing = dict(preprocessing or {})
-        self.files: dict[str, Any] = {}
-
-    def setup(self, stage: str) -> None:
-        compile_network(self, self.compile, stage)
-
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        return network(self)(input_ids, attention_mask, token_type_ids)
-
-    def configure_callbacks(self) -> list[L.Callback]:
-        return [FineTuningCallback(self.policy)]
-
-    def configure_optimizers(self) -> Any:
-        return configure_module(self)
-
-    def export_metadata(self) -> dict[str, Any]:
-        return {}
-
-    def export_spec(self, batch_size: int = 8) -> Any:
-        """What :mod:`recipezoo.export` writes: the network on token ids, batch and sequence axes dynamic."""
-        from recipezoo.core.export import ExportSpec
-
-        inputs = list(self.preprocessing.get("model_inputs") or ["input_ids", "attention_mask"])
-        pad_id = int(self.preprocessing.get("pad_id", 0))
-        vocab = int(self.net.vocab_size)
-
-        def make(n: int) -> dict[str, torch.Tensor]:
-            # Another batch size also gets another length, so the parity check proves both axes dynamic; the first
-            # row is padded, so the attention-mask path is what gets exported (and traced).
-            t = 6 + 2 * n
-            ids = torch.randint(0, vocab, (n, t))
-            mask = torch.ones(n, t, dtype=torch.long)
-            ids[0, t // 2 :], mask[0, t // 2 :] = pad_id, 0
-            out = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in inputs:
-                out["token_type_ids"] = torch.zeros(n, t, dtype=torch.long)
-            return out
-
-        axes = {name: {0: "batch", 1: "sequence"} for name in inputs}
-        axes["logits"] = {0: "batch", 1: "sequence"} if self.task == "token_classification" else {0: "batch"}
-        return ExportSpec(
-            model=Positional(self.net, inputs).eval(),
-            inputs=make(batch_size),
-            output_names=["logits"],
-            dynamic_axes=axes,
-            metadata={
-                "task": self.task,
-                "labels": self.labels,
-                "preprocessing": self.preprocessing,
-                **self.export_metadata(),
-            },  # fmt: skip
-            make_inputs=make,
-        )
+def _labels(labels: Sequence[str] | None, num_classes: int) -> list[str]:
+    return [str(x) for x in labels] if labels else [str(i) for i in range(num_classes)]
 
 
-class TextClassifier(_TextTask):
+def text_export_spec(module: Task, task: str, metadata: dict[str, Any], batch_size: int = 8) -> Any:
+    """What :mod:`recipezoo.export` writes for either NLP task: the network on token ids, batch and sequence axes
+    dynamic, with the labels, the tokenizer settings and the task's own ``metadata``."""
+    from recipezoo.core.export import ExportSpec
+
+    inputs = list(module.preprocessing.get("model_inputs") or ["input_ids", "attention_mask"])
+    pad_id = int(module.preprocessing.get("pad_id", 0))
+    vocab = int(module.net.vocab_size)
+
+    def make(n: int) -> dict[str, torch.Tensor]:
+        # Another batch size also gets another length, so the parity check proves both axes dynamic; the first
+        # row is padded, so the attention-mask path is what gets exported (and traced).
+        t = 6 + 2 * n
+        ids = torch.randint(0, vocab, (n, t))
+        mask = torch.ones(n, t, dtype=torch.long)
+        ids[0, t // 2 :], mask[0, t // 2 :] = pad_id, 0
+        out = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in inputs:
+            out["token_type_ids"] = torch.zeros(n, t, dtype=torch.long)
+        return out
+
+    axes = {name: {0: "batch", 1: "sequence"} for name in inputs}
+    axes["logits"] = {0: "batch", 1: "sequence"} if task == "token_classification" else {0: "batch"}
+    return ExportSpec(
+        model=Positional(module.net, inputs).eval(),
+        inputs=make(batch_size),
+        output_names=["logits"],
+        dynamic_axes=axes,
+        metadata={"task": task, "labels": module.labels, "preprocessing": module.preprocessing, **metadata},
+        make_inputs=make,
+    )
+
+
+class TextClassifier(Task):
     """Text classification, multi-class (cross-entropy) or multi-label (per-label sigmoid).
 
     Logged: ``train/loss_step``, ``train/loss_epoch``;
@@ -177,9 +131,9 @@ class TextClassifier(_TextTask):
         preprocessing: dict[str, Any] | None = None,
         compile: bool = False,
     ) -> None:
-        super().__init__(
-            net, optimizer, scheduler, finetune, labels or [str(i) for i in range(num_classes)], preprocessing, compile
-        )
+        super().__init__(net, optimizer, scheduler, as_policy(finetune), compile)
+        self.labels = _labels(labels, num_classes)
+        self.preprocessing = dict(preprocessing or {})
         self.num_classes = int(num_classes)
         self.multi_label = bool(multi_label)
         self.label_smoothing = float(label_smoothing)
@@ -199,16 +153,8 @@ class TextClassifier(_TextTask):
             self.val_sweep = MultilabelThresholdSweep(self.num_classes)
             self.test_sweep = MultilabelThresholdSweep(self.num_classes)
         else:
-
-            def metrics(prefix: str) -> tm.MetricCollection:
-                m = {
-                    "acc": tm.Accuracy(task="multiclass", num_classes=self.num_classes),
-                    "f1": tm.F1Score(task="multiclass", num_classes=self.num_classes, average="macro"),
-                }
-                return tm.MetricCollection(m, prefix=prefix, compute_groups=False)
-
-            self.val_metrics = metrics("val/")
-            self.test_metrics = metrics("test/")
+            self.val_metrics = classification_metrics(self.num_classes, "val/")
+            self.test_metrics = classification_metrics(self.num_classes, "test/")
             self.test_f1_per_class = tm.F1Score(task="multiclass", num_classes=self.num_classes, average=None)
             self.confusion = tm.ConfusionMatrix(task="multiclass", num_classes=self.num_classes)
 
@@ -217,15 +163,16 @@ class TextClassifier(_TextTask):
             return F.binary_cross_entropy_with_logits(logits.float(), y.float())
         return F.cross_entropy(logits.float(), y, label_smoothing=self.label_smoothing)
 
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.network(input_ids, attention_mask, token_type_ids)
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The training objective of a batch, without logging (what a plain PyTorch loop computes)."""
         return self._loss(self(**_model_inputs(batch)), batch["labels"])
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch)
-        return loss
-
-    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+    def eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         logits = self(**_model_inputs(batch))
         y = batch["labels"]
         self.log(f"{stage}/loss", self._loss(logits, y), sync_dist=True, batch_size=logits.shape[0])
@@ -239,12 +186,6 @@ class TextClassifier(_TextTask):
                 self.test_f1_per_class.update(logits, y)
                 self.confusion.update(logits, y)
         return logits
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
 
     def _log_multilabel(self, sweep: MultilabelThresholdSweep, stage: str, tune: bool = False) -> None:
         counts = sweep.compute()  # summed over processes
@@ -279,10 +220,7 @@ class TextClassifier(_TextTask):
         self.test_f1_per_class.reset()
         if self.num_classes <= 20:
             self.log_dict({f"test/f1_{metric_name(n)}": v for n, v in zip(self.labels, per_class)})
-        matrix = self.confusion.compute().cpu().tolist()
-        self.confusion.reset()
-        self.test_confusion_matrix = matrix
-        write_confusion_matrix(self.trainer, self.labels, matrix)
+        self.save_confusion_matrix(self.confusion, self.labels)
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self(**_model_inputs(batch)).float()
@@ -297,8 +235,12 @@ class TextClassifier(_TextTask):
             meta["postprocessing"] = "softmax over logits"
         return meta
 
+    def export_spec(self, batch_size: int = 8) -> Any:
+        """What :mod:`recipezoo.export` writes: the network on token ids, batch and sequence axes dynamic."""
+        return text_export_spec(self, self.task, self.export_metadata(), batch_size)
 
-class TokenClassifier(_TextTask):
+
+class TokenClassifier(Task):
     """Token classification (NER with BIO/IOB1/BIOES tags, or plain tags such as POS).
 
     Trained on the first sub-token of every word (the other sub-tokens are ignored); evaluated per word, with words
@@ -332,41 +274,35 @@ class TokenClassifier(_TextTask):
         preprocessing: dict[str, Any] | None = None,
         compile: bool = False,
     ) -> None:
-        super().__init__(
-            net, optimizer, scheduler, finetune, labels or [str(i) for i in range(num_classes)], preprocessing, compile
-        )
+        super().__init__(net, optimizer, scheduler, as_policy(finetune), compile)
+        self.labels = _labels(labels, num_classes)
+        self.preprocessing = dict(preprocessing or {})
         self.num_classes = int(num_classes)
         self.scheme = scheme
         self.entities = scheme != "tags"
         self.outside = self.labels.index("O") if "O" in self.labels else 0
-
-        def metrics() -> tm.MetricCollection:
-            m: dict[str, tm.Metric] = {
-                "acc": tm.Accuracy(task="multiclass", num_classes=self.num_classes, ignore_index=-1)
-            }
-            if not self.entities:
-                m["f1"] = tm.F1Score(task="multiclass", num_classes=self.num_classes, average="macro", ignore_index=-1)
-            return tm.MetricCollection(m, compute_groups=False)
-
-        self.val_words, self.test_words = metrics(), metrics()
+        # Word accuracy (and macro F1 for plain tags); -1 marks the padding words.
+        self.val_words = classification_metrics(self.num_classes, f1=not self.entities, ignore_index=-1)
+        self.test_words = classification_metrics(self.num_classes, f1=not self.entities, ignore_index=-1)
         if self.entities:
             self.val_spans, self.test_spans = SpanF1(self.labels), SpanF1(self.labels)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.network(input_ids, attention_mask, token_type_ids)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The training objective of a batch, without logging (what a plain PyTorch loop computes)."""
         logits = self(**_model_inputs(batch))  # (B, T, C)
         return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch)
-        return loss
-
     def word_predictions(self, logits: torch.Tensor, word_index: torch.Tensor) -> torch.Tensor:
         """``(B, T, C)`` logits -> ``(B, W)`` tag per word (its first sub-token's); truncated words get ``O``."""
         pred = logits.argmax(-1).gather(1, word_index.clamp(min=0))
         return pred.masked_fill(word_index < 0, self.outside)
 
-    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+    def eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         logits = self(**_model_inputs(batch))
         loss = F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE)
         self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=logits.shape[0])
@@ -374,12 +310,6 @@ class TokenClassifier(_TextTask):
         (self.val_words if stage == "val" else self.test_words).update(words, tags)
         if self.entities:
             (self.val_spans if stage == "val" else self.test_spans).update(words, tags.clamp(min=0), tags >= 0)
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
 
     def _log_epoch(self, stage: str) -> None:
         words = self.val_words if stage == "val" else self.test_words
@@ -407,3 +337,7 @@ class TokenClassifier(_TextTask):
             "scheme": self.scheme,
             "postprocessing": "softmax over logits (B, T, C); each word takes its first sub-token's tag",
         }
+
+    def export_spec(self, batch_size: int = 8) -> Any:
+        """What :mod:`recipezoo.export` writes: the network on token ids, batch and sequence axes dynamic."""
+        return text_export_spec(self, self.task, self.export_metadata(), batch_size)

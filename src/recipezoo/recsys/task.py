@@ -20,7 +20,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import lightning.pytorch as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -28,7 +27,7 @@ import torchmetrics as tm
 from torch import nn
 
 from recipezoo.core.errors import ConfigError
-from recipezoo.core.lean import LeanHookName
+from recipezoo.core.task import Task
 from recipezoo.recsys import metrics as M
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ class _Graph(nn.Module):
         return self.net.score(kw, item.unsqueeze(1)).squeeze(1)
 
 
-class Recommender(LeanHookName, L.LightningModule):
+class Recommender(Task):
     """Trains a recommendation network and evaluates it as a reviewer would (see the module docstring).
 
     Logged: ``train/loss_step``, ``train/loss_epoch``;
@@ -109,7 +108,6 @@ class Recommender(LeanHookName, L.LightningModule):
         rating_range: list[float] | None = None,
         preprocessing: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
         if objective not in OBJECTIVES:
             raise ConfigError(f"unknown model.objective '{objective}'; choose one of {', '.join(OBJECTIVES)}.")
         if objective in ("sampled_softmax", "softmax") and net.kind != "dot":
@@ -127,13 +125,14 @@ class Recommender(LeanHookName, L.LightningModule):
                 "model.objective=rating predicts ratings, but the data is implicit feedback: set "
                 "data.feedback=explicit (with a rating column), or a ranking objective."
             )
-        self.net = net
+        # No fine-tuning policy: weight decay on dense weight matrices only, never on embedding tables (their rows
+        # are regularised by the objective's own L2 on the rows a batch uses), biases or norms (core.optim).
+        super().__init__(net, optimizer, scheduler)
         self.objective = objective
         self.n_items = int(n_items if n_items is not None else net.n_items)
         self.l2, self.logq = float(l2), bool(logq)
         self.ks = sorted({int(k) for k in ks})
         self.ranking_chunk = int(ranking_chunk)
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.rating_range = [float(x) for x in rating_range] if rating_range and None not in rating_range else None
         self.preprocessing = _plain(preprocessing or {})
         self.register_buffer("item_count", torch.zeros(self.n_items + 1))
@@ -150,6 +149,7 @@ class Recommender(LeanHookName, L.LightningModule):
     def setup(self, stage: str) -> None:
         """Before training: take the catalogue's popularity and side features from the DataModule (a resumed run's
         checkpoint then overwrites them with the same values). Evaluation reads them from the weights."""
+        super().setup(stage)
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if stage != "fit" or dm is None or not hasattr(dm, "feature_tables"):
             return
@@ -184,10 +184,6 @@ class Recommender(LeanHookName, L.LightningModule):
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The training objective of a batch, without logging (what a plain PyTorch loop computes)."""
         return self._train_loss(batch)[0]
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, n = self._train_loss(batch)
-        return loss
 
     def _penalty(self, query: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
         if self.l2 and hasattr(self.net, "penalty"):
@@ -319,7 +315,7 @@ class Recommender(LeanHookName, L.LightningModule):
             sampled = (sampled[0].masked_fill(excluded[batch["targets"]], float("-inf")), sampled[1])
         return ranks, top, sampled
 
-    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+    def eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         if self.objective == "rating":
             pred = self.predict_ratings(batch)
             rmse, mae = (self.val_rmse, self.val_mae) if stage == "val" else (self.test_rmse, self.test_mae)
@@ -335,12 +331,6 @@ class Recommender(LeanHookName, L.LightningModule):
         if self.rating_range:
             pred = pred.clamp(self.rating_range[0], self.rating_range[1])
         return pred
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
 
     def _end(self, stage: str) -> None:
         self._item_matrix = None
@@ -368,22 +358,6 @@ class Recommender(LeanHookName, L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._end("test")
-
-    # -- optimisation -----------------------------------------------------------------------------------------------
-    def configure_optimizers(self) -> Any:
-        # Weight decay on dense weight matrices only: never on embedding tables (their rows are regularised by the
-        # objective's own L2 on the rows a batch uses), biases or norms.
-        embeddings = {id(m.weight) for m in self.net.modules() if isinstance(m, nn.Embedding)}
-        decay, no_decay = [], []
-        for p in self.net.parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim <= 1 or id(p) in embeddings else decay).append(p)
-        groups = [g for g in ({"params": decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
-        optimizer = self.optimizer_factory(params=groups)
-        if not self.scheduler_factory:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # -- export -----------------------------------------------------------------------------------------------------
     def make_inputs(self, names: tuple[str, ...], n: int) -> dict[str, torch.Tensor]:

@@ -14,16 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
 import torchmetrics as tm
 from torch import nn
 
 from recipezoo.core.errors import ConfigError
-from recipezoo.core.finetune import FineTuningCallback, FineTuningPolicy
-from recipezoo.core.lean import LeanHookName
-from recipezoo.core.optim import configure_module
+from recipezoo.core.finetune import FineTuningPolicy, as_policy
+from recipezoo.core.task import Task, classification_metrics
 from recipezoo.runtime.audio import ctc_collapse
 from recipezoo.speech.frontend import FrontEnd, WaveAugment, spec_augment
 
@@ -108,11 +106,7 @@ def _example_waveforms(sample_rate: int, seconds: float) -> Callable[[int], dict
     return make
 
 
-def _finetune(finetune: dict[str, Any] | FineTuningPolicy | None) -> FineTuningPolicy:
-    return finetune if isinstance(finetune, FineTuningPolicy) else FineTuningPolicy(**(finetune or {}))
-
-
-class AudioClassifier(LeanHookName, L.LightningModule):
+class AudioClassifier(Task):
     """Keyword spotting / sound classification with cross-entropy.
 
     Logged: ``train/loss_step``, ``train/loss_epoch``, ``train/acc``;
@@ -146,33 +140,17 @@ class AudioClassifier(LeanHookName, L.LightningModule):
         labels: list[str] | None = None,
         preprocessing: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        self.net = net
+        super().__init__(net, optimizer, scheduler, as_policy(finetune))
         self.num_classes = int(num_classes)
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.policy = _finetune(finetune)
         self.frontend = build_frontend(net, frontend)
         self.wave_augment, self.spec_augment = build_augment(augment, self.frontend)
         self.label_smoothing = float(label_smoothing)
         self.labels = list(labels) if labels else [str(i) for i in range(self.num_classes)]
         self.preprocessing = dict(preprocessing or {})
-
-        def metrics(prefix: str) -> tm.MetricCollection:
-            m: dict[str, tm.Metric] = {
-                "acc": tm.Accuracy(task="multiclass", num_classes=self.num_classes),
-                "f1": tm.F1Score(task="multiclass", num_classes=self.num_classes, average="macro"),
-            }
-            if self.num_classes > 5:
-                m["acc_top5"] = tm.Accuracy(task="multiclass", num_classes=self.num_classes, top_k=5)
-            # compute_groups=False: shared states between top-5 accuracy and F1 would corrupt F1 (see vision).
-            return tm.MetricCollection(m, prefix=prefix, compute_groups=False)
-
-        self.train_acc = tm.Accuracy(task="multiclass", num_classes=self.num_classes)
-        self.val_metrics, self.test_metrics = metrics("val/"), metrics("test/")
+        self.train_metrics = classification_metrics(self.num_classes, "train/", f1=False)
+        self.val_metrics = classification_metrics(self.num_classes, "val/", top_k=5)
+        self.test_metrics = classification_metrics(self.num_classes, "test/", top_k=5)
         self.confusion = tm.ConfusionMatrix(task="multiclass", num_classes=self.num_classes)
-
-    def configure_callbacks(self) -> list[L.Callback]:
-        return [FineTuningCallback(self.policy)]
 
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # (B, T), (B,) -> (B, C)
         x, n = self.frontend(waveform, lengths)
@@ -190,15 +168,10 @@ class AudioClassifier(LeanHookName, L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits, loss = self._train_forward(batch)
-        self.train_acc.update(logits.detach(), batch["label"])
+        self.train_metrics.update(logits.detach(), batch["label"])
         return loss
 
-    def on_train_epoch_end(self) -> None:
-        # Logged once per epoch (core.metrics.TrainLoss logs the loss): a self.log per step costs milliseconds.
-        self.log("train/acc", self.train_acc.compute())
-        self.train_acc.reset()
-
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+    def eval_step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
         logits = self(batch["audio"], batch["lengths"])
         y = batch["label"]
         loss = F.cross_entropy(logits.float(), y)
@@ -208,24 +181,11 @@ class AudioClassifier(LeanHookName, L.LightningModule):
         self.log_dict(metrics, prog_bar=stage == "val", batch_size=y.shape[0])
         return logits
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.confusion.update(self._eval_step(batch, "test"), batch["label"])
+        self.confusion.update(self.eval_step(batch, "test"), batch["label"])
 
     def on_test_epoch_end(self) -> None:
-        matrix = self.confusion.compute().cpu().tolist()  # rows = true, columns = predicted; reduced over ranks
-        self.confusion.reset()
-        self.test_confusion_matrix = matrix
-        # Trainer.log_dir broadcasts: every rank must read it, or DDP hangs. No logger (evaluate): no file.
-        log_dir = self.trainer.log_dir if self.trainer.loggers else None
-        if self.trainer.is_global_zero and log_dir:
-            with open(Path(log_dir) / "test_confusion_matrix.csv", "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["true\\predicted", *self.labels])
-                for name, row in zip(self.labels, matrix):
-                    w.writerow([name, *row])
+        self.save_confusion_matrix(self.confusion, self.labels)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self(batch["audio"], batch["lengths"]).softmax(-1)
@@ -255,11 +215,8 @@ class AudioClassifier(LeanHookName, L.LightningModule):
             make_inputs=make,
         )
 
-    def configure_optimizers(self) -> Any:
-        return configure_module(self)
 
-
-class SpeechRecognizer(LeanHookName, L.LightningModule):
+class SpeechRecognizer(Task):
     """CTC speech-to-text over a character vocabulary, with greedy (best-path) decoding.
 
     Logged: ``train/loss_step``, ``train/loss_epoch`` (CTC, per target token);
@@ -288,12 +245,9 @@ class SpeechRecognizer(LeanHookName, L.LightningModule):
         augment: dict[str, Any] | None = None,
         preprocessing: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        self.net = net
+        super().__init__(net, optimizer, scheduler, as_policy(finetune))
         self.tokens = list(tokens)
         self.blank = 0
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.policy = _finetune(finetune)
         self.frontend = build_frontend(net, frontend)
         self.wave_augment, self.spec_augment = build_augment(augment, self.frontend)
         self.preprocessing = dict(preprocessing or {})
@@ -301,9 +255,6 @@ class SpeechRecognizer(LeanHookName, L.LightningModule):
         self.cer = nn.ModuleDict({s: tm.text.CharErrorRate() for s in ("val", "test")})
         self.test_rows: list[tuple[int, str, str]] = []
         self._too_short = 0
-
-    def configure_callbacks(self) -> list[L.Callback]:
-        return [FineTuningCallback(self.policy)]
 
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log_probs (B, T', V), output_lengths (B,))``."""
@@ -353,7 +304,7 @@ class SpeechRecognizer(LeanHookName, L.LightningModule):
         best = log_probs.argmax(-1).cpu()
         return [ctc_collapse(best[b, : int(n)].tolist(), self.tokens, self.blank) for b, n in enumerate(out_lengths)]
 
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> list[str]:
+    def eval_step(self, batch: dict[str, Any], stage: str) -> list[str]:
         log_probs, out_lengths = self(batch["audio"], batch["lengths"])
         loss = self._ctc(log_probs, out_lengths, batch)
         hyps = self.decode(log_probs, out_lengths)
@@ -365,11 +316,8 @@ class SpeechRecognizer(LeanHookName, L.LightningModule):
         self.log(f"{stage}/cer", self.cer[stage], prog_bar=stage == "val", batch_size=n)
         return hyps
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        hyps = self._eval_step(batch, "test")
+        hyps = self.eval_step(batch, "test")
         self.test_rows += list(zip(batch["index"].tolist(), batch["text"], hyps))
 
     def on_test_epoch_end(self) -> None:
@@ -421,6 +369,3 @@ class SpeechRecognizer(LeanHookName, L.LightningModule):
             },
             make_inputs=make,
         )
-
-    def configure_optimizers(self) -> Any:
-        return configure_module(self)

@@ -6,22 +6,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
 import torchmetrics as tm
 from torch import nn
 
-from recipezoo.core.compile import compile_network, network
-from recipezoo.core.finetune import FineTuningCallback, FineTuningPolicy
-from recipezoo.core.lean import LeanHookName
-from recipezoo.core.metrics import write_confusion_matrix
-from recipezoo.core.optim import configure_module
+from recipezoo.core.finetune import FineTuningPolicy, as_policy
+from recipezoo.core.task import Task, classification_metrics
 
 log = logging.getLogger(__name__)
 
 
-class ImageClassifier(LeanHookName, L.LightningModule):
+class ImageClassifier(Task):
     """Trains any :class:`recipezoo.vision.models.Classifier` with cross-entropy.
 
     Args:
@@ -55,35 +51,16 @@ class ImageClassifier(LeanHookName, L.LightningModule):
         labels: list[str] | None = None,
         preprocessing: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        self.net = net
+        super().__init__(net, optimizer, scheduler, as_policy(finetune), compile)
         self.num_classes = num_classes
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.policy = finetune if isinstance(finetune, FineTuningPolicy) else FineTuningPolicy(**(finetune or {}))
         self.label_smoothing = label_smoothing
         self.channels_last = channels_last
         self.labels = list(labels) if labels else [str(i) for i in range(num_classes)]
-        self.compile = compile
         self.preprocessing = dict(preprocessing or {})
         self.mix = self._mixer(mixup_alpha, cutmix_alpha, num_classes)
-
-        def metrics(prefix: str) -> tm.MetricCollection:
-            m: dict[str, tm.Metric] = {
-                "acc": tm.Accuracy(task="multiclass", num_classes=num_classes),
-                "f1": tm.F1Score(task="multiclass", num_classes=num_classes, average="macro"),
-            }
-            if num_classes > 5:
-                m["acc_top5"] = tm.Accuracy(task="multiclass", num_classes=num_classes, top_k=5)
-            # compute_groups=False: with groups on, torchmetrics shares one state between metrics whose states look
-            # alike, and top-5 accuracy's stat scores then leak into macro F1 (F1 = 1.0 beside 99% accuracy).
-            return tm.MetricCollection(m, prefix=prefix, compute_groups=False)
-
-        self.train_metrics = tm.MetricCollection(
-            {"acc": tm.Accuracy(task="multiclass", num_classes=num_classes)}, prefix="train/"
-        )
-        self.val_metrics = metrics("val/")
-        self.test_metrics = metrics("test/")
+        self.train_metrics = classification_metrics(num_classes, "train/", f1=False)
+        self.val_metrics = classification_metrics(num_classes, "val/", top_k=5)
+        self.test_metrics = classification_metrics(num_classes, "test/", top_k=5)
         self.confusion = tm.ConfusionMatrix(task="multiclass", num_classes=num_classes)
 
     @staticmethod
@@ -100,15 +77,12 @@ class ImageClassifier(LeanHookName, L.LightningModule):
             self.channels_last = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        compile_network(self, self.compile, stage)
-
-    def configure_callbacks(self) -> list[L.Callback]:
-        return [FineTuningCallback(self.policy)]
+        super().setup(stage)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> logits (B, num_classes)
         if self.channels_last is True:
             x = x.contiguous(memory_format=torch.channels_last)
-        return network(self)(x)
+        return self.network(x)
 
     def _train_forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
@@ -128,12 +102,7 @@ class ImageClassifier(LeanHookName, L.LightningModule):
         self.train_metrics.update(logits.detach(), batch[1])
         return loss
 
-    def on_train_epoch_end(self) -> None:
-        # Logged once per epoch (core.metrics.TrainLoss logs the loss): a self.log per step costs milliseconds.
-        self.log_dict(self.train_metrics.compute())
-        self.train_metrics.reset()
-
-    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    def eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
@@ -144,18 +113,11 @@ class ImageClassifier(LeanHookName, L.LightningModule):
         self.log_dict(metrics, prog_bar=stage == "val", batch_size=x.shape[0])
         return logits
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        logits = self._eval_step(batch, "test")
-        self.confusion.update(logits, batch[1])
+        self.confusion.update(self.eval_step(batch, "test"), batch[1])
 
     def on_test_epoch_end(self) -> None:
-        matrix = self.confusion.compute().cpu().tolist()  # reduced over ranks; rows = true, columns = predicted
-        self.confusion.reset()
-        self.test_confusion_matrix = matrix
-        write_confusion_matrix(self.trainer, self.labels, matrix)
+        self.save_confusion_matrix(self.confusion, self.labels)
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -185,6 +147,3 @@ class ImageClassifier(LeanHookName, L.LightningModule):
             },
             make_inputs=make,
         )
-
-    def configure_optimizers(self) -> Any:
-        return configure_module(self)
