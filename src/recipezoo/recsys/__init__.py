@@ -8,7 +8,11 @@ configured, and never imports another domain's training code):
   ``BundleRecommender`` for ONNX bundles.
 - ``data.py``: ``InteractionsDataModule`` (logs from any table or MovieLens by name; item / user side tables; splits
   ``leave_last_out`` / ``time`` / ``random``; id maps fitted on training and carried as ``files``); ``info`` has
-  counts and feature widths only.
+  counts and feature widths only. It composes the stages below, each a plain function or small class:
+  ``readers.py`` (tables and MovieLens files through ``recipezoo.data.tables``), ``cleaning.py`` (columns, times,
+  duplicates, k-core), ``splits.py`` (through ``recipezoo.data.splits``), ``indexing.py`` (id maps, CSR
+  structures, evaluation targets), ``sampling.py`` (negatives), ``features.py`` (side features, item texts through
+  ``recipezoo.core.backbones.hf``), ``datasets.py`` (batches) and ``synthetic.py`` (the synthetic twin).
 - ``models.py``: ``BiasedMF``, ``NeuMF``, ``TwoTower``, ``SASRec`` (torch only), one interface: ``kind``,
   ``user_inputs``, ``score(query, items)``, and for dot-product models ``user_vectors`` / ``item_vectors``.
 - ``metrics.py``: full-catalogue ranking in chunks (pessimistic ties), HR / NDCG / Recall @K, MRR, coverage,

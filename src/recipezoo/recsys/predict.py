@@ -173,7 +173,7 @@ def read_requests(path: str | Path, user_column: str, item_column: str) -> tuple
     """The input table and its mode: ``topk`` (users) or ``pairs`` (users and items)."""
     import pandas as pd
 
-    from recipezoo.recsys.data import read_table
+    from recipezoo.recsys.readers import read_table
 
     p = Path(os.path.expanduser(str(path)))
     if not p.is_file():
