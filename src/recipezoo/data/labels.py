@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 ORDERS = ("text", "natural", "numeric", "tags", "none")
 UNSEEN = ("error", "drop")
-_ENTITY_TAG = re.compile(r"^([BIESLU])-(.+)$")
+ENTITY_TAG = re.compile(r"^([BIESLU])-(.+)$")
 
 
 def _natural(text: str) -> list[Any]:
@@ -30,7 +30,7 @@ def _natural(text: str) -> list[Any]:
 
 def _tag_key(tag: str) -> tuple:
     """``O`` first, then entity tags grouped by entity type (``B-LOC``, ``I-LOC``, ``B-PER``...), then plain tags."""
-    m = _ENTITY_TAG.match(tag)
+    m = ENTITY_TAG.match(tag)
     return (tag != "O", m.group(2) if m else tag, m.group(1) if m else "")
 
 

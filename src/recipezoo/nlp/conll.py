@@ -8,18 +8,16 @@ is reported with its line and the ``data.encoding`` fix.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from recipezoo.core.errors import DataError
+from recipezoo.data.labels import ENTITY_TAG
 from recipezoo.data.tables import read_text_file
 from recipezoo.nlp.sources import Split
 
 __all__ = ["read_conll", "read_token_jsonl", "tag_scheme"]
-
-_ENTITY_TAG = re.compile(r"^([BIESLU])-(.+)$")
 
 
 def tag_scheme(tags: Sequence[str]) -> str:
@@ -28,7 +26,7 @@ def tag_scheme(tags: Sequence[str]) -> str:
     for t in set(tags):
         if t == "O":
             continue
-        m = _ENTITY_TAG.match(t)
+        m = ENTITY_TAG.match(t)
         if not m:
             return "tags"
         prefixes.add(m.group(1))
