@@ -19,25 +19,18 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
-from recipezoo.core.data import loader_settings, stratified_split
+from recipezoo.core.data import loader_settings
 from recipezoo.core.errors import ConfigError, DataError
+from recipezoo.data import folders as F
+from recipezoo.data import splits as S
+from recipezoo.data.labels import LabelMap, sort_labels
 from recipezoo.vision.models import default_preprocessing
 from recipezoo.vision.transforms import Preprocessing, eval_transform, resolve_preprocessing, train_transform
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-SPLITS = ("train", "val", "test")
-_SPLIT_ALIASES = {
-    "train": "train",
-    "training": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "dev": "val",
-    "test": "test",
-    "testing": "test",
-}
+IMAGE_EXTENSIONS = F.IMAGE_EXTENSIONS
+SPLITS = S.SPLITS
 
 
 def open_image(item: Any, mode: str) -> Image.Image:
@@ -51,6 +44,16 @@ def open_image(item: Any, mode: str) -> Image.Image:
     if isinstance(item, np.ndarray):
         return Image.fromarray(item).convert(mode)
     return item.convert(mode)
+
+
+def image_verifies(path: Path) -> bool:
+    """Whether an image file's header and structure check out: cheap (no full decode), for scanning folders."""
+    try:
+        with Image.open(path) as img:
+            img.verify()
+        return True
+    except Exception:  # PIL raises many kinds of errors on broken files; any of them makes the file unreadable
+        return False
 
 
 class ImageDataset(Dataset):
@@ -166,7 +169,7 @@ class ImageDataModule(L.LightningDataModule):
         raw = self.synthetic_splits() if self.synthetic else self.load_splits()
         raw = self._complete_splits(raw)
         self._fit_labels({n for _, names in raw.values() for n in names})
-        index = {n: i for i, n in enumerate(self.labels or [])}
+        index = LabelMap(self.labels or []).index
         pp = self.preprocessing
         tf_train = train_transform(pp, **self.augment)
         tf_eval = eval_transform(pp)
@@ -179,17 +182,11 @@ class ImageDataModule(L.LightningDataModule):
 
     def _fit_labels(self, names: set[str]) -> None:
         """Take the data's sorted label names, or check them against the fixed list (from a checkpoint)."""
-        found = sorted(names)
+        found = sort_labels(names, "text")
         if self.labels is None:
             self.labels = found
         else:
-            unknown = sorted(set(found) - set(self.labels))
-            if unknown:
-                raise DataError(
-                    f"label mismatch: the data has classes {unknown} that the checkpoint does not know "
-                    f"(it was trained on {len(self.labels)} classes: {self.labels[:20]}). Use data with the "
-                    "checkpoint's classes, or train a new model."
-                )
+            LabelMap(self.labels).check_known(found, order="text")
         if len(self.labels) < 2:
             raise DataError(
                 f"{self.describe()} has only one class ({self.labels}); a classifier needs at least 2 "
@@ -199,13 +196,13 @@ class ImageDataModule(L.LightningDataModule):
     def _complete_splits(self, raw: dict[str, tuple[list[Any], list[str]]]) -> dict[str, tuple[list, list]]:
         if "train" not in raw or not raw["train"][0]:
             raise DataError(f"{self.describe()} has no training images.")
-        missing = [s for s in ("val", "test") if s not in raw]
+        missing = S.missing_splits(raw)
         if not missing:
             return raw
         items, names = raw["train"]
         fractions = [self.val_fraction if s == "val" else self.test_fraction for s in missing]
-        classes = sorted(set(names))
-        parts = stratified_split([classes.index(n) for n in names], fractions, self.seed, self.describe())
+        code = LabelMap(sort_labels(names, "text")).index
+        parts = S.carve_missing([code[n] for n in names], fractions, self.seed, what=self.describe())
         raw = dict(raw)
         for split, idx in zip(["train", *missing], parts):
             raw[split] = ([items[i] for i in idx], [names[i] for i in idx])
@@ -294,53 +291,19 @@ class ImageFolderDataModule(ImageDataModule):
         root = Path(os.path.expanduser(str(self.root)))
         if not root.is_dir():
             raise DataError(f"image folder not found: {root}. Pass data.root=<folder with one sub-folder per class>.")
-        subdirs = {d.name: d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
-        split_dirs = {_SPLIT_ALIASES[n.lower()]: d for n, d in subdirs.items() if n.lower() in _SPLIT_ALIASES}
-        if "train" in split_dirs:
-            sources = split_dirs
-        else:
-            sources = {"train": root}
-        splits = {s: self._scan(d) for s, d in sources.items()}
-        self._check_bad(splits)
+        sources = F.split_folders(root) or {"train": root}
+        splits = {s: F.scan_class_folders(d, IMAGE_EXTENSIONS, check=image_verifies) for s, d in sources.items()}
+        good = sum(len(items) for items, _, _ in splits.values())
+        F.check_bad_files(
+            good,
+            {"unreadable": [b for _, _, bad in splits.values() for b in bad]},
+            self.max_bad_fraction,
+            where=str(self.root),
+            hint=f"expected {', '.join(IMAGE_EXTENSIONS[:5])} ... files in <root>/<label>/.",
+            messages=F.IMAGE_BAD_FILE_MESSAGES,
+            logger=log,
+        )
         return {s: (items, names) for s, (items, names, _) in splits.items()}
-
-    def _scan(self, folder: Path) -> tuple[list[str], list[str], list[str]]:
-        items, names, bad = [], [], []
-        class_dirs = [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")]
-        if not class_dirs:
-            raise DataError(f"{folder} has no class sub-folders; expected {folder}/<label>/<image files>.")
-        for d in class_dirs:
-            for f in sorted(d.rglob("*")):
-                if not f.is_file() or f.suffix.lower() not in IMAGE_EXTENSIONS or f.name.startswith("."):
-                    continue
-                try:
-                    with Image.open(f) as img:
-                        img.verify()  # header and structure check; cheap, no full decode
-                except Exception:
-                    bad.append(str(f))
-                    continue
-                items.append(str(f))
-                names.append(d.name)
-        return items, names, bad
-
-    def _check_bad(self, splits: dict[str, tuple[list[str], list[str], list[str]]]) -> None:
-        good = sum(len(i) for i, _, _ in splits.values())
-        bad = [b for _, _, bs in splits.values() for b in bs]
-        if good == 0:
-            raise DataError(
-                f"image folder {self.root} holds no readable images ({len(bad)} unreadable); "
-                f"expected {', '.join(IMAGE_EXTENSIONS[:5])} ... files in <root>/<label>/."
-            )
-        if not bad:
-            return
-        frac = len(bad) / (good + len(bad))
-        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        if frac > self.max_bad_fraction:
-            raise DataError(
-                f"{len(bad)} of {good + len(bad)} images in {self.root} cannot be read ({frac:.1%} > "
-                f"data.max_bad_fraction={self.max_bad_fraction}): {shown}"
-            )
-        log.warning("Skipped %d unreadable image(s) in %s: %s", len(bad), self.root, shown)
 
 
 class DigitsDataModule(ImageDataModule):
@@ -609,14 +572,16 @@ class DeviceTorchvisionDataModule(TorchvisionDataModule):
         if len(raw["train"][0]) == 0:
             raise DataError(f"{self.describe()} has no training images.")
         self._fit_labels({n for _, names in raw.values() for n in names})
-        index = {n: i for i, n in enumerate(self.labels or [])}
+        index = LabelMap(self.labels or []).index
         for split, (data, names) in raw.items():
             images = self._to_preprocessed(torch.from_numpy(np.ascontiguousarray(data)))
             self.tensors[split] = (images, torch.tensor([index[n] for n in names], dtype=torch.int64))
         if "val" not in self.tensors:
             if self.val_fraction > 0:
                 images, targets = self.tensors["train"]
-                train_idx, val_idx = stratified_split(targets.tolist(), [self.val_fraction], self.seed, self.describe())
+                train_idx, val_idx = S.stratified_split(
+                    targets.tolist(), [self.val_fraction], self.seed, self.describe()
+                )
                 for split, idx in (("train", train_idx), ("val", val_idx)):
                     self.tensors[split] = (images[idx].contiguous(), targets[idx])
                 log.info("%s: carved val from train (seed %d)", self.describe(), self.seed)
