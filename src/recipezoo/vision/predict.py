@@ -17,12 +17,12 @@ import numpy as np
 
 from recipezoo.core.bundle import Loaded, load
 from recipezoo.core.errors import DataError, new_output_file, write_rows
+from recipezoo.data.folders import IMAGE_EXTENSIONS, list_files
 from recipezoo.runtime.vision import preprocess, softmax
 
 log = logging.getLogger("recipezoo")
 
 TASKS = ("image_classification",)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 def list_inputs(input: str | Path) -> list[Path]:
@@ -31,7 +31,7 @@ def list_inputs(input: str | Path) -> list[Path]:
     if not p.exists():
         raise DataError(f"input not found: {p}. Pass input=<image file, folder of images, or .txt list of paths>.")
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        files = list_files(p, IMAGE_EXTENSIONS, hidden=True)
     elif p.suffix.lower() == ".txt":
         files = [Path(line.strip()).expanduser() for line in p.read_text().splitlines() if line.strip()]
     else:
