@@ -8,7 +8,9 @@ import torchaudio):
   decoding, and the ``OnnxAudioClassifier`` / ``OnnxSpeechRecognizer`` of exported bundles (their ``loader.py``).
 - ``data.py``: ``AudioClassificationDataModule`` and ``SpeechRecognitionDataModule`` yield dict batches (``audio``
   ``(B, T)`` at the model's rate, ``lengths``, ``index``, then ``label`` or ``targets``/``target_lengths``/``text``),
-  expose ``info`` (labels or tokens, sample rate, preprocessing) and ``restore(info)``.
+  expose ``info`` (labels or tokens, sample rate, preprocessing) and ``restore(info)``. They compose
+  ``sources.py`` / ``synthetic.py`` (where items come from) -> ``stages.py`` (targets, file check, split,
+  labels / vocabulary, on ``recipezoo.data``) -> ``datasets.py`` (decoding, batches).
 - ``frontend.py``: ``FrontEnd`` (waveform -> masked, normalised log-mel / MFCC / waveform on the accelerator),
   ``WaveAugment`` and SpecAugment.
 - ``models.py``: networks ``forward(x, lengths)`` -> logits (classifiers) or ``(logits, output_lengths)`` (CTC),

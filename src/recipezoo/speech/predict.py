@@ -21,6 +21,8 @@ import numpy as np
 
 from recipezoo.core.bundle import Loaded, load
 from recipezoo.core.errors import DataError, new_output_file
+from recipezoo.data.folders import AUDIO_READ_EXTENSIONS as READ_EXTENSIONS
+from recipezoo.data.folders import list_files
 from recipezoo.runtime import audio as rt
 
 log = logging.getLogger("recipezoo")
@@ -30,13 +32,11 @@ TASKS = ("audio_classification", "speech_recognition")
 
 def list_inputs(input: str | Path) -> list[Path]:
     """An audio file, a folder of audio files (searched recursively) or a ``.txt`` file listing one path per line."""
-    from recipezoo.speech.data import READ_EXTENSIONS
-
     p = Path(os.path.expanduser(str(input)))
     if not p.exists():
         raise DataError(f"input not found: {p}. Pass input=<audio file, folder of audio files, or .txt list of paths>.")
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in READ_EXTENSIONS)
+        files = list_files(p, READ_EXTENSIONS, hidden=True)
     elif p.suffix.lower() == ".txt":
         files = [Path(line.strip()).expanduser() for line in p.read_text().splitlines() if line.strip()]
     else:
