@@ -1,1 +1,2 @@
-"""What every domain shares: errors, seeding, pretrained loading, fine-tuning, optimizers, export."""
+"""What every task shares: the base LightningModule, the task registry, bundle loading, backbones, pretrained
+weights, fine-tuning, optimizers, export, errors, seeding."""
