@@ -15,8 +15,13 @@ mark("interpreter started")  # before the heavy imports: start-up is measured by
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from recipezoo.cli import check_recipe_args, exit_on_user_error, explicit_run_dir, print_recipes  # noqa: E402
-from recipezoo.core.errors import OutputExistsError  # noqa: E402
+from recipezoo.cli import (  # noqa: E402
+    check_recipe_args,
+    check_run_dir,
+    compose_checked,
+    exit_on_user_error,
+    print_recipes,
+)
 
 ROOT = Path(__file__).resolve().parent
 
@@ -32,20 +37,12 @@ def main(cfg: DictConfig) -> None:
 
 @exit_on_user_error
 def preflight(argv: list[str]) -> None:
+    """Check the command line before Hydra starts: the recipe, the run folder (Hydra writes .hydra/ into it before
+    our code runs) and the composed config's keys and values, so a mistake costs a fraction of a second."""
     check_recipe_args(argv, ROOT / "recipes")
-    run_dir = explicit_run_dir(argv)
-    # Hydra writes .hydra/ into the run folder before our code runs: refuse a used folder before that.
-    if (
-        run_dir is not None
-        and run_dir.is_dir()
-        and any(run_dir.iterdir())
-        and "overwrite=true" not in argv
-        and "LOCAL_RANK" not in os.environ
-    ):
-        raise OutputExistsError(
-            f"{run_dir} already holds files; nothing was overwritten. Choose another "
-            "hydra.run.dir, or pass overwrite=true to write into it."
-        )
+    check_run_dir(argv)
+    if "LOCAL_RANK" not in os.environ:  # DDP workers re-run the command rank 0 already checked
+        compose_checked(argv, ROOT / "conf")
 
 
 if __name__ == "__main__":
