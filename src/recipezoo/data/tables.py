@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from recipezoo.core.errors import ConfigError, DataError
+from recipezoo.core.validate import bash_override
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,13 @@ def sniff_separator(lines: Sequence[str], candidates: Sequence[str] = SEPARATORS
     return None
 
 
+def sep_override(sep: str) -> str:
+    """The ``data.sep=...`` override for ``sep`` as it works typed in bash: a tab as ``data.sep='\\t'`` (Hydra reads
+    the unquoted backslash-t, the tables turn it into a tab); ``,`` ``;`` ``|`` quoted for Hydra inside bash's
+    quotes (``'data.sep=";"'``)."""
+    return "data.sep='\\t'" if sep == "\t" else bash_override("data.sep", sep)
+
+
 def wrong_separator_hint(frame: Any, path: str | os.PathLike) -> str:
     """When a table came out as one column, name the separator its lines seem to use (else an empty string)."""
     if frame.shape[1] != 1:
@@ -156,8 +164,8 @@ def wrong_separator_hint(frame: Any, path: str | os.PathLike) -> str:
     first = [str(frame.columns[0]), *map(str, frame.iloc[:20, 0].tolist())]
     guess = sniff_separator(first, SEPARATORS[1:])
     if guess and guess != frame.attrs.get("sep"):
-        shown = guess.replace("\t", "\\t")
-        return f" {Path(str(path)).name} looks {SEP_NAMES.get(guess, repr(guess))}-separated: pass data.sep='{shown}'."
+        fix = sep_override(guess)
+        return f" {Path(str(path)).name} looks {SEP_NAMES.get(guess, repr(guess))}-separated: pass {fix}."
     return ""
 
 
@@ -396,10 +404,7 @@ def _parser_error(p: Path, what: str, e: Exception, encoding: str) -> DataError:
     last = (str(e).strip().splitlines() or [type(e).__name__])[-1][:160]
     guess = sniff_separator(_head(p, encoding))
     if sep is not None and guess and guess != sep:
-        hint = (
-            f" The file looks {SEP_NAMES.get(guess, repr(guess))}-separated: pass "
-            f"data.sep='{guess.replace(chr(9), chr(92) + 't')}'."
-        )
+        hint = f" The file looks {SEP_NAMES.get(guess, repr(guess))}-separated: pass {sep_override(guess)}."
     else:
         hint = " Check data.sep and that every row has the same number of fields."
     shown = f" with separator {sep!r}" if sep is not None else ""
