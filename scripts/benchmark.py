@@ -1,7 +1,9 @@
 """Benchmark recipes: recipezoo against a hand-written PyTorch loop, side by side, plus start-up and inference.
 
+usage:
     python scripts/benchmark.py +recipe=fraud/tabular_mlp [overrides ...] [steps=60] [warmup=10] [window=10]
                                 [rounds=2] [infer=true] [startup=false] [out=outputs/benchmark/<time>]
+                                [overwrite=false]
     python scripts/benchmark.py all [overrides ...] [nlp:backbone.pretrained=/models/minilm ...]
     python scripts/benchmark.py micro        # the micro-benchmarks behind the defaults (optimizer, logging, bar)
 
@@ -11,6 +13,10 @@ recipe. ``all`` benchmarks every recipe, each in
 its own process (so peak memory is per recipe), and times start-up (process start to first optimizer step of
 ``python train.py``, beside a bare ``import lightning.pytorch``). Writes ``benchmark.json``, prints a table, and
 draws ``ratios.png`` (with matplotlib installed) in the output folder. See docs/performance.md for how to read it.
+
+The output folder is ``out=`` (or ``hydra.run.dir=``), by default ``outputs/benchmark/<time>`` under the current
+folder; it must be new or empty, or hold an earlier benchmark's files (replaced with ``overwrite=true``: nothing else
+there is ever touched).
 """
 
 from __future__ import annotations
@@ -23,16 +29,22 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+
+from recipezoo.cli import exit_on_user_error  # noqa: E402
+from recipezoo.core.options import Option  # noqa: E402
+
 OPTIONS = {
-    "steps": "60",
-    "warmup": "10",
-    "window": "10",
-    "rounds": "2",
-    "infer": "true",
-    "startup": "false",
-    "out": "",
-    "json": "",
+    "steps": Option(60, int, minimum=1),
+    "warmup": Option(10, int, minimum=1),
+    "window": Option(10, int, minimum=1),
+    "rounds": Option(2, int, minimum=1),
+    "infer": Option(True, bool),
+    "startup": Option(False, bool),
+    "out": Option(None, example="outputs/benchmark/<time>"),
+    "json": Option(None, example="<file>"),
+    "overwrite": Option(False, bool),
 }
+RUN_DIR_KEYS = ("hydra.run.dir", "+hydra.run.dir", "++hydra.run.dir")
 
 
 def _flag(value: str) -> bool:
@@ -87,15 +99,40 @@ def _plot(results: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def micro(opts: dict[str, str]) -> int:
+def split_arguments(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The script's own options (typed; ``hydra.run.dir=`` read as ``out=``) and the rest (recipes, overrides)."""
+    from recipezoo.core.options import parse
+
+    own, rest = [], []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if arg in ("-h", "--help") or (sep and key in OPTIONS):
+            own.append(arg)
+        elif sep and key in RUN_DIR_KEYS:
+            own.append(f"out={value}")  # the folder a user names the way train.py takes it
+        else:
+            rest.append(arg)
+    opts, _ = parse(own, OPTIONS, "benchmark", __doc__)
+    return opts, rest
+
+
+def output_folder(opts: dict[str, Any], name: str) -> Path:
+    """The output folder, checked: ``out=`` or ``outputs/benchmark/<name>`` under the current folder."""
+    from recipezoo.core.outputs import claim_folder
+
+    out = Path(opts["out"] or Path("outputs") / "benchmark" / name).expanduser().resolve()
+    return claim_folder(out, bool(opts["overwrite"]), option="out", default_name="benchmark")
+
+
+def micro(opts: dict[str, Any]) -> int:
     """The micro-benchmarks behind recipezoo's defaults (optimizer, logging, progress bar)."""
     import logging
 
     from recipezoo.benchmark import lightning_overheads, optimizer_step_ms
+    from recipezoo.core.outputs import record_folder
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    out = Path(opts["out"] or ROOT / "outputs" / "benchmark" / time.strftime("micro_%Y-%m-%d_%H-%M-%S")).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(opts, time.strftime("micro_%Y-%m-%d_%H-%M-%S"))
     import torch
 
     report = {
@@ -104,27 +141,44 @@ def micro(opts: dict[str, str]) -> int:
         "mlp_64_128_10_batch64_step_ms": lightning_overheads(rounds=int(opts["rounds"]) + 1),
     }
     (out / "micro.json").write_text(json.dumps(report, indent=2) + "\n")
+    record_folder(out)
     print(json.dumps(report, indent=2))
     return 0
 
 
-def main(argv: list[str]) -> int:
-    from recipezoo.cli import available_recipes, split_options
+def check_overrides(recipes: list[str], per_recipe: Any) -> None:
+    """Compose each recipe's config with its overrides (no model is built), so that a typo ends in one line
+    before anything runs or is written."""
+    import tempfile
 
-    opts = dict(OPTIONS)
-    rest = split_options(argv, opts)
+    from recipezoo.benchmark import compose
+
+    with tempfile.TemporaryDirectory(prefix="recipezoo-bench-check-") as tmp:
+        for recipe in recipes:
+            compose(recipe, per_recipe(recipe), Path(tmp))
+
+
+@exit_on_user_error
+def main(argv: list[str]) -> int:
+    from recipezoo.cli import available_recipes, check_recipe_args
+    from recipezoo.core.errors import ConfigError
+    from recipezoo.core.outputs import record_folder
+
+    opts, rest = split_arguments(argv)
     if "micro" in rest:
         return micro(opts)
+    check_recipe_args(rest, ROOT / "recipes")
     recipes = [a.split("=", 1)[1] for a in rest if a.startswith("+recipe=")]
     overrides = [a for a in rest if not a.startswith("+recipe=") and a != "all"]
     if "all" in rest:
         recipes = available_recipes(ROOT / "recipes")
     if not recipes:
-        sys.exit("usage: python scripts/benchmark.py +recipe=<name> | all [overrides ...] (see the docstring)")
+        raise ConfigError(
+            "name what to benchmark: +recipe=<name> (e.g. +recipe=fraud/tabular_mlp), all, or micro. "
+            "Help: python scripts/benchmark.py --help"
+        )
     if not any(o.startswith("data.synthetic=") or ":data.synthetic=" in o for o in overrides):
         overrides.insert(0, "data.synthetic=true")
-    out = Path(opts["out"] or ROOT / "outputs" / "benchmark" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
-    out.mkdir(parents=True, exist_ok=True)
 
     def for_recipe(recipe: str) -> list[str]:
         picked = []
@@ -137,14 +191,26 @@ def main(argv: list[str]) -> int:
                 picked.append(o)
         return picked
 
+    if len(recipes) == 1:
+        check_overrides(recipes, for_recipe)  # (``all`` checks each recipe in its own process)
+    out = output_folder(opts, time.strftime("%Y-%m-%d_%H-%M-%S"))
+    try:
+        return run(opts, rest, recipes, for_recipe, out)
+    finally:  # everything written there is this benchmark's: a later overwrite=true may replace it
+        record_folder(out)
+
+
+def run(opts: dict[str, Any], rest: list[str], recipes: list[str], for_recipe: Any, out: Path) -> int:
+    """Benchmark ``recipes`` into ``out`` (claimed by :func:`output_folder`)."""
     results: list[dict[str, Any]] = []
     numbers = {k: int(opts[k]) for k in ("steps", "warmup", "window", "rounds")}
+    infer = "true" if opts["infer"] else "false"
     if len(recipes) == 1:
         from recipezoo.benchmark import benchmark_recipe
 
         results.append(
             benchmark_recipe(
-                recipes[0], for_recipe(recipes[0]), infer=_flag(opts["infer"]), out=out / "work", **numbers
+                recipes[0], for_recipe(recipes[0]), infer=bool(opts["infer"]), out=out / "work", **numbers
             )  # fmt: skip
         )
     else:
@@ -152,7 +218,7 @@ def main(argv: list[str]) -> int:
             target = out / (recipe.replace("/", "_") + ".json")
             cmd = [sys.executable, __file__, f"+recipe={recipe}", *for_recipe(recipe), f"json={target}",
                    f"out={out / recipe.replace('/', '_')}", *(f"{k}={v}" for k, v in numbers.items()),
-                   f"infer={opts['infer']}"]  # fmt: skip
+                   f"infer={infer}"]  # fmt: skip
             print("$", " ".join(cmd[1:]), flush=True)
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             if proc.returncode == 0 and target.is_file():
@@ -163,12 +229,16 @@ def main(argv: list[str]) -> int:
                 print(f"  {recipe}: {error}", flush=True)
                 results.append({"recipe": recipe, "error": error})
     report: dict[str, Any] = {"recipes": results}
-    if _flag(opts["startup"]) or "all" in rest:
+    if opts["startup"] or "all" in rest:
         from recipezoo.benchmark import startup
 
         report["startup"] = startup()
     if opts["json"]:
-        Path(opts["json"]).write_text(json.dumps(results, indent=2) + "\n")
+        from recipezoo.core.outputs import new_output_file
+
+        new_output_file(opts["json"], option="json", default_name="benchmark.json").write_text(
+            json.dumps(results, indent=2) + "\n"
+        )
         return 0
     (out / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
     print(_table(results))

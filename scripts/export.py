@@ -1,34 +1,44 @@
 """Export a checkpoint to ONNX or TorchScript and verify it against eager PyTorch (non-zero exit on mismatch).
 
-python scripts/export.py ckpt=outputs/.../checkpoints/best.ckpt format=onnx|torchscript|torch_export [output=DIR]
-                         [tolerance=1e-4] [batch_size=8] [overwrite=false]
+usage: python scripts/export.py ckpt=outputs/.../checkpoints/best.ckpt [format=onnx|torchscript|torch_export]
+                                [output=DIR] [tolerance=1e-4] [batch_size=8] [overwrite=false]
+
+output defaults to <run folder>/export/<format>; it must be a new or empty folder, or one holding a bundle
+written before (replaced with overwrite=true: only the files export wrote there are replaced).
 """
 
 import sys
 
-from recipezoo.cli import exit_on_user_error, parse_key_values, setup_logging
+from recipezoo.cli import exit_on_user_error, setup_logging
 from recipezoo.core.errors import ConfigError
+from recipezoo.core.options import Option, existing_checkpoint, parse
+
+OPTIONS = {
+    "ckpt": Option(None, example="outputs/.../checkpoints/best.ckpt"),
+    "format": Option("onnx", choices=("onnx", "torchscript", "torch_export")),  # core.export.FORMATS, without torch
+    "output": Option(None, example="DIR"),
+    "tolerance": Option(1e-4, float, minimum=0),
+    "batch_size": Option(8, int, minimum=1),
+    "overwrite": Option(False, bool),
+}
 
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
-    opts, overrides = parse_key_values(
-        argv,
-        {"ckpt": None, "format": "onnx", "output": None, "tolerance": 1e-4, "batch_size": 8, "overwrite": False},
-        "export",
-    )
-    if overrides:
-        raise ConfigError(f"export takes no config overrides (got {overrides[0]}).")
+    opts, _ = parse(argv, OPTIONS, "export", __doc__, overrides=False)
     if not opts["ckpt"]:
-        raise ConfigError("pass ckpt=<path to a .ckpt written by train.py>.")
+        raise ConfigError(
+            "pass ckpt=<path to a .ckpt written by train.py>, e.g. ckpt=outputs/<run>/checkpoints/best.ckpt"
+        )
+    existing_checkpoint(opts["ckpt"])
     from recipezoo.export import export
 
     meta = export(
         opts["ckpt"],
-        opts["format"],
+        opts["format"] or "onnx",
         opts["output"],
-        float(opts["tolerance"]),
-        int(opts["batch_size"]),
+        opts["tolerance"] if opts["tolerance"] is not None else 1e-4,
+        opts["batch_size"] or 8,
         bool(opts["overwrite"]),
     )
     print(f"max_abs_diff\t{meta['parity']['max_abs_diff']:.3g}")

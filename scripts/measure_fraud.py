@@ -1,5 +1,6 @@
 """Measure the fraud recipes on a real transactions table, beside the GBDT baseline, on the same split.
 
+usage (outputs go under the current folder unless told):
     python scripts/measure_fraud.py data.path=/path/to/transactions.csv data.target=Class \\
         [recipes=fraud/tabular_mlp,fraud/ft_transformer,fraud/autoencoder] [out=outputs/measure_fraud] \\
         [key=value overrides passed to every train.py run, e.g. data.time_column=Time model.prevalence=0.00172]
@@ -16,21 +17,28 @@ from pathlib import Path
 
 import yaml
 
+from recipezoo.cli import exit_on_user_error
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@exit_on_user_error
 def main(argv: list[str]) -> int:
     opts = {
         "recipes": "fraud/tabular_mlp,fraud/ft_transformer,fraud/autoencoder",
-        "out": str(ROOT / "outputs" / "measure_fraud" / time.strftime("%Y-%m-%d_%H-%M-%S")),
+        "out": str(Path("outputs") / "measure_fraud" / time.strftime("%Y-%m-%d_%H-%M-%S")),
     }
     from recipezoo.cli import split_options
+    from recipezoo.core.errors import ConfigError
+    from recipezoo.core.options import exit_on_help
+    from recipezoo.core.outputs import report_folder, write_text
 
+    exit_on_help(argv, __doc__)
     overrides = split_options(argv, opts)
     data_path = next((o.split("=", 1)[1] for o in overrides if o.startswith("data.path=")), None)
     if not data_path:
-        sys.exit("usage: python scripts/measure_fraud.py data.path=/path/to/table.csv data.target=<column> [...]")
-    out = Path(opts["out"]).resolve()
+        raise ConfigError("pass data.path=/path/to/table.csv data.target=<column> (see --help).")
+    out = report_folder(Path(opts["out"]).resolve(), default_name="measure_fraud")
     import pandas as pd
 
     from recipezoo.cli import train_in_subprocess
@@ -78,7 +86,7 @@ def main(argv: list[str]) -> int:
             }
         )
 
-    (out / "measurement.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_text(out / "measurement.json", json.dumps(rows, indent=2) + "\n")
     keys = ["test/auprc", "test/roc_auc", "test/auprc_at_prevalence"]
     print("\n| recipe | " + " | ".join(keys) + " | GBDT " + " | GBDT ".join(keys) + " | time | rows/s |")
     for r in rows:

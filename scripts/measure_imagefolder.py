@@ -1,5 +1,6 @@
 """Measure an image-classification recipe on a real image folder: accuracy, wall time, export parity, latency.
 
+usage (outputs go under the current folder unless told):
     python scripts/measure_imagefolder.py data.root=/path/to/images [recipe=vision/imagefolder_finetune]
         [target_acc=0.97] [run_dir=outputs/measure/<name>] [key=value overrides passed to train.py ...]
 
@@ -14,17 +15,26 @@ import sys
 import time
 from pathlib import Path
 
+from recipezoo.cli import exit_on_user_error
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@exit_on_user_error
 def main(argv: list[str]) -> int:
     opts = {"recipe": "vision/imagefolder_finetune", "target_acc": None, "run_dir": None}
     from recipezoo.cli import split_options
+    from recipezoo.core.errors import ConfigError
+    from recipezoo.core.options import exit_on_help
+    from recipezoo.core.outputs import precious_reason, write_text
 
+    exit_on_help(argv, __doc__)
     overrides = split_options(argv, opts)
     if not any(o.startswith("data.root=") for o in overrides):
-        sys.exit("usage: python scripts/measure_imagefolder.py data.root=/path/to/images [overrides ...]")
-    run_dir = Path(opts["run_dir"] or ROOT / "outputs" / "measure" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
+        raise ConfigError("pass data.root=/path/to/images (see --help).")
+    run_dir = Path(opts["run_dir"] or Path("outputs") / "measure" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
+    if precious_reason(run_dir):
+        raise ConfigError(f"refusing to train into {run_dir} ({precious_reason(run_dir)}). Pass run_dir=measure.")
     from recipezoo.cli import train_in_subprocess
     from recipezoo.export import export
 
@@ -46,7 +56,7 @@ def main(argv: list[str]) -> int:
         + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", CPU only"),
         "export": exports,
     }
-    (run_dir / "measurement.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_text(run_dir / "measurement.json", json.dumps(result, indent=2) + "\n", option="run_dir")
     print(json.dumps(result, indent=2))
     acc = summary["test"].get("test/acc", 0.0)
     print(

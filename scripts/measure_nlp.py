@@ -1,5 +1,6 @@
 """Measure the NLP recipes on real data sets: accuracy / F1, wall time, export parity, onnxruntime vs eager latency.
 
+usage (outputs go under the current folder unless told):
     python scripts/measure_nlp.py data_root=/path/to/nlp encoder=/path/to/all-MiniLM-L6-v2 \\
         [tasks=sst2,sst2_scratch,sms_spam,conll2003,goemotions,latency] [out=outputs/measure_nlp/<time>] \\
         [key=value overrides passed to every train.py run, e.g. trainer.max_epochs=1]
@@ -19,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from recipezoo.cli import exit_on_user_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,25 +121,30 @@ def latency(ckpt: str, out: Path) -> dict[str, Any]:
     return result
 
 
+@exit_on_user_error
 def main(argv: list[str]) -> int:
     opts = {
         "data_root": None,
         "encoder": None,
         "tasks": "sst2,sst2_scratch,sms_spam,conll2003,goemotions,latency",
-        "out": str(ROOT / "outputs" / "measure_nlp" / time.strftime("%Y-%m-%d_%H-%M-%S")),
+        "out": str(Path("outputs") / "measure_nlp" / time.strftime("%Y-%m-%d_%H-%M-%S")),
     }
     from recipezoo.cli import split_options
+    from recipezoo.core.errors import ConfigError
+    from recipezoo.core.options import exit_on_help
+    from recipezoo.core.outputs import report_folder, write_text
 
+    exit_on_help(argv, __doc__)
     overrides = split_options(argv, opts)
     if not opts["data_root"] or not opts["encoder"]:
-        sys.exit("usage: python scripts/measure_nlp.py data_root=/path/to/nlp encoder=/path/to/hf_folder [tasks=...]")
+        raise ConfigError("pass data_root=/path/to/nlp encoder=/path/to/hf_folder (see --help).")
     import torch
 
     from recipezoo.cli import train_in_subprocess
     from recipezoo.export import export
 
-    data, out = Path(opts["data_root"]).expanduser().resolve(), Path(opts["out"]).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    data = Path(opts["data_root"]).expanduser().resolve()
+    out = report_folder(Path(opts["out"]).resolve(), default_name="measure_nlp")
     hardware = f"{platform.machine()}, {torch.get_num_threads()} threads" + (
         f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", CPU only"
     )
@@ -171,9 +179,9 @@ def main(argv: list[str]) -> int:
             "export_max_abs_diff": parity,
             "best_checkpoint": summary["best_checkpoint"],
         }
-        results_file.write_text(json.dumps(results, indent=2) + "\n")
+        write_text(results_file, json.dumps(results, indent=2) + "\n")
         print(f"{name}: {results[name]['metrics']} in {wall:.0f} s", flush=True)
-    results_file.write_text(json.dumps(results, indent=2) + "\n")
+    write_text(results_file, json.dumps(results, indent=2) + "\n")
     print("\n| task | recipe | metrics | wall time | export diff (onnx / torchscript) |")
     for name, r in results.items():
         if name == "latency":

@@ -1,5 +1,6 @@
 """Measure the recommendation recipes on a real interaction log, beside the classical baselines of the same split.
 
+usage (outputs go under the current folder unless told):
     python scripts/measure_recsys.py data.path=/path/to/ratings.csv \\
         [item_features=/path/to/movies.csv] [text_encoder=/path/to/all-MiniLM-L6-v2] \\
         [recipes=recsys/matrix_factorization,recsys/ncf,recsys/two_tower,recsys/sasrec] [out=outputs/measure_recsys] \\
@@ -21,6 +22,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+from recipezoo.cli import exit_on_user_error
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = "recsys/matrix_factorization,recsys/ncf,recsys/two_tower,recsys/sasrec"
@@ -107,23 +110,28 @@ def bundle_throughput(bundle: Path, k: int = 10) -> dict:
     return {"served_users": len(users), "onnx_users_per_s": round(len(users) / elapsed, 1)}
 
 
+@exit_on_user_error
 def main(argv: list[str]) -> int:
     opts = {
         "recipes": RECIPES,
-        "out": str(ROOT / "outputs" / "measure_recsys" / time.strftime("%Y-%m-%d_%H-%M-%S")),
+        "out": str(Path("outputs") / "measure_recsys" / time.strftime("%Y-%m-%d_%H-%M-%S")),
         "item_features": None,
         "text_encoder": None,
         "threads": "1",
         "scale_items": "100000",
     }
     from recipezoo.cli import split_options  # imports no torch: OMP_NUM_THREADS is still set below in time
+    from recipezoo.core.errors import ConfigError
+    from recipezoo.core.options import exit_on_help
+    from recipezoo.core.outputs import report_folder, write_text
 
+    exit_on_help(argv, __doc__)
     overrides = split_options(argv, opts)
     if not any(o.startswith(("data.path=", "data.dataset=")) for o in overrides):
-        sys.exit("usage: python scripts/measure_recsys.py data.path=/path/to/ratings.csv [item_features=...] [...]")
+        raise ConfigError("pass data.path=/path/to/ratings.csv (see --help).")
     threads = int(opts["threads"])
     os.environ["OMP_NUM_THREADS"] = str(threads)  # the train.py subprocesses inherit it
-    out = Path(opts["out"]).resolve()
+    out = report_folder(Path(opts["out"]).resolve(), default_name="measure_recsys")
 
     from recipezoo.cli import train_in_subprocess
     from recipezoo.export import export
@@ -157,10 +165,10 @@ def main(argv: list[str]) -> int:
                 "threads": threads,
             }
         )
-        (out / "measurement.json").write_text(json.dumps({"recipes": rows}, indent=2) + "\n")
+        write_text(out / "measurement.json", json.dumps({"recipes": rows}, indent=2) + "\n")
 
     scale = scale_throughput(int(opts["scale_items"]), threads) if int(opts["scale_items"]) else {}
-    (out / "measurement.json").write_text(json.dumps({"recipes": rows, "scale": scale}, indent=2) + "\n")
+    write_text(out / "measurement.json", json.dumps({"recipes": rows, "scale": scale}, indent=2) + "\n")
 
     print("\n| recipe | model | popularity / bias | item-kNN | SVD | epochs | fit | wall | users/s eager / ONNX |")
     for r in rows:

@@ -1,5 +1,6 @@
 """Measure the speech recipes on real data: accuracy / CER / WER, wall time, export parity, bundle agreement.
 
+usage (outputs go under the current folder unless told):
     python scripts/measure_speech.py fsdd=/path/to/free-spoken-digit-dataset/recordings an4=/path/to/an4 \\
         [runs=fsdd,fsdd_speakers,an4] [speakers=all|theo,...] [target_acc=0.98] [out=outputs/measure_speech/<time>] \\
         [key=value overrides passed to every train.py run, e.g. trainer.max_epochs=10]
@@ -24,6 +25,8 @@ import platform
 import sys
 import time
 from pathlib import Path
+
+from recipezoo.cli import exit_on_user_error
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDD_SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
@@ -73,6 +76,7 @@ def measure(recipe: str, overrides: list[str], run_dir: Path) -> dict:
     return result
 
 
+@exit_on_user_error
 def main(argv: list[str]) -> int:
     opts = {
         "fsdd": None,
@@ -80,15 +84,19 @@ def main(argv: list[str]) -> int:
         "runs": "fsdd,fsdd_speakers,an4",
         "speakers": "all",
         "target_acc": "0.98",
-        "out": str(ROOT / "outputs" / "measure_speech" / time.strftime("%Y-%m-%d_%H-%M-%S")),
+        "out": str(Path("outputs") / "measure_speech" / time.strftime("%Y-%m-%d_%H-%M-%S")),
     }
     from recipezoo.cli import split_options
+    from recipezoo.core.errors import ConfigError
+    from recipezoo.core.options import exit_on_help
+    from recipezoo.core.outputs import report_folder, write_text
 
+    exit_on_help(argv, __doc__)
     overrides = split_options(argv, opts)
     runs = opts["runs"].split(",")
     if ("an4" in runs and not opts["an4"]) or (any(r.startswith("fsdd") for r in runs) and not opts["fsdd"]):
-        sys.exit("usage: python scripts/measure_speech.py fsdd=<recordings folder> an4=<an4 folder> [runs=...]")
-    out = Path(opts["out"]).resolve()
+        raise ConfigError("pass fsdd=<recordings folder> and an4=<an4 folder> for these runs (see --help).")
+    out = report_folder(Path(opts["out"]).resolve(), default_name="measure_speech")
     results = []
     fsdd = [
         "data.root=" + str(Path(opts["fsdd"] or ".").expanduser().resolve()),
@@ -112,8 +120,7 @@ def main(argv: list[str]) -> int:
         r = measure("speech/asr_ctc", [f"data.manifest={manifest}", "data.group_by=speaker", *overrides], out / "an4")
         results.append({"name": "an4 from scratch (speaker-held-out val/test)", **r})
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "measurement.json").write_text(json.dumps({"hardware": hardware(), "runs": results}, indent=2) + "\n")
+    write_text(out / "measurement.json", json.dumps({"hardware": hardware(), "runs": results}, indent=2) + "\n")
     print(f"\nhardware: {hardware()}")
     for r in results:
         t = r["test"]

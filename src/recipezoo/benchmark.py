@@ -149,10 +149,23 @@ def compose(recipe: str, overrides: Sequence[str], output_dir: Path) -> DictConf
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from recipezoo.core.options import config_keys, hydra_error
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=[f"+recipe={recipe}", *overrides], return_hydra_config=True)
+        try:
+            cfg = hydra_compose("train", overrides=[f"+recipe={recipe}", *overrides], return_hydra_config=True)
+        except (HydraException, OmegaConfBaseException) as e:
+            # One line naming the close matches among the real keys (of the config without the dotted overrides).
+            try:
+                groups = [o for o in overrides if "." not in o.partition("=")[0]]
+                keys = config_keys(hydra_compose("train", overrides=[f"+recipe={recipe}", *groups]))
+            except Exception:  # the group choices are wrong too: the message alone says which
+                keys = []
+            raise hydra_error(e, keys) from None
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)

@@ -7,6 +7,7 @@ spec, the measured parity) and, for ONNX, ``loader.py``: a copy of the torch-fre
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
@@ -18,7 +19,7 @@ import torch
 
 from recipezoo import __version__
 from recipezoo.core import checkpoint as ckpt_io
-from recipezoo.core.errors import ConfigError, ExportParityError, OutputExistsError
+from recipezoo.core.errors import ConfigError, ExportParityError
 from recipezoo.core.export import (
     FILENAMES,
     FORMATS,
@@ -30,6 +31,7 @@ from recipezoo.core.export import (
     latency_ms,
     max_abs_diff,
 )
+from recipezoo.core.outputs import claim_folder
 from recipezoo.core.registry import TaskSpec, get_task, task_for_module
 
 log = logging.getLogger("recipezoo")
@@ -60,7 +62,7 @@ def export(
         output: the bundle folder (default ``<run>/export/<format>``); must be new or empty unless ``overwrite``.
         tolerance: largest max-abs difference from eager PyTorch accepted.
         batch_size: batch size of the parity check (a second, different size checks the dynamic batch axis).
-        overwrite: replace an existing bundle folder.
+        overwrite: replace the files an earlier export wrote into ``output`` (nothing else is ever touched).
         measure_latency: time batch-1 inference of eager vs the exported model.
 
     Returns:
@@ -68,17 +70,31 @@ def export(
     """
     if format not in FORMATS:
         raise ConfigError(f"unknown export format '{format}'; choose one of {', '.join(FORMATS)}.")
+    out = Path(output).expanduser() if output else default_output(ckpt, format)
+    # overwrite=true replaces only what an export wrote there (the files its metadata.json lists: a bundle holds
+    # nothing else); a folder holding anything else is refused, and no folder is ever removed. Checked before the
+    # model loads.
+    claim = functools.partial(claim_folder, out, overwrite, default_name=f"{format}_bundle", recognise=bundle_files)
+    claim(check_only=True)
     module, cfg = ckpt_io.load_module(ckpt)
     files = {n: c for n, c in module.files.items() if Path(n).name == n}  # plain names only: no path escapes
-    out = Path(output).expanduser() if output else default_output(ckpt, format)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(
-                f"{out} already holds files; nothing was overwritten. Pass output=<new folder> or overwrite=true."
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim()
 
+    return _write_bundle(module, cfg, files, ckpt, out, format, tolerance, batch_size, measure_latency)
+
+
+def _write_bundle(
+    module: Any,
+    cfg: Any,
+    files: dict[str, Any],
+    ckpt: str | Path,
+    out: Path,
+    format: str,
+    tolerance: float,
+    batch_size: int,
+    measure_latency: bool,
+) -> dict[str, Any]:
+    """Write the bundle into ``out`` (cleared by :func:`claim_folder`) and check it against eager PyTorch."""
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # the exporter narrates every pass at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)
     torch.manual_seed(0)
@@ -156,6 +172,17 @@ def export(
         )
     log.info("Bundle written to %s", out)
     return metadata
+
+
+def bundle_files(folder: Path) -> list[str]:
+    """The files of a bundle written by an earlier export (its ``metadata.json`` lists them), which
+    ``overwrite=true`` may replace; nothing when the folder holds no bundle of ours."""
+    meta = json.loads((folder / "metadata.json").read_text())
+    if not isinstance(meta, dict) or "recipezoo_version" not in meta or "model_file" not in meta:
+        return []
+    names = {"metadata.json", "loader.py", str(meta["model_file"]), *map(str, meta.get("files", []))}
+    names |= {str(p.get("model_file")) for p in (meta.get("parts") or {}).values() if isinstance(p, dict)}
+    return sorted(n for n in names if Path(n).name == n and (folder / n).is_file())
 
 
 def _task(name: Any, module: Any) -> TaskSpec | None:

@@ -42,13 +42,13 @@ class ExportParityError(UserError):
 
 
 def new_output_file(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """``path`` (``~`` expanded) if writing there loses nothing; else :class:`OutputExistsError`."""
-    out = Path(os.path.expanduser(str(path)))
-    if out.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{out} already exists; nothing was overwritten. Pass output=<new file> or overwrite=true."
-        )
-    return out
+    """``path`` (``~`` expanded) if writing there loses nothing; else :class:`OutputExistsError`.
+
+    ``overwrite`` replaces only a file recipezoo wrote itself (see :mod:`recipezoo.core.outputs`).
+    """
+    from recipezoo.core.outputs import new_output_file as checked  # outputs imports this module
+
+    return checked(path, overwrite)
 
 
 def write_rows(out: Path, rows: list[dict]) -> None:
