@@ -303,43 +303,6 @@ def exit_on_user_error(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def parse_key_values(argv: Sequence[str], allowed: dict[str, Any], script: str) -> tuple[dict[str, Any], list[str]]:
-    """Split ``key=value`` arguments into the script's own options and config overrides (``data.root=...``).
-
-    Args:
-        argv: the arguments.
-        allowed: the script's own options with their defaults.
-        script: the script name for messages.
-
-    Returns:
-        The options (defaults filled in) and the dotted config overrides.
-    """
-    from omegaconf import OmegaConf
-
-    options = dict(allowed)
-    overrides = []
-    for arg in argv:
-        if arg in ("-h", "--help"):
-            raise ConfigError(
-                f"usage: python scripts/{script}.py "
-                + " ".join(f"{k}={v}" for k, v in allowed.items())
-                + " [data.<key>=value ...]"
-            )
-        if "=" not in arg:
-            raise ConfigError(f"expected key=value, got '{arg}' (e.g. ckpt=outputs/.../checkpoints/best.ckpt).")
-        key, value = arg.split("=", 1)
-        if "." in key:
-            overrides.append(arg)
-        elif key in options:
-            options[key] = OmegaConf.from_dotlist([f"v={value}"]).v if value != "" else None
-        else:
-            raise ConfigError(
-                f"unknown option '{key}' for {script}.{close_matches(key, options)} "
-                f"Options: {', '.join(options)}; config overrides look like data.root=..."
-            )
-    return options, overrides
-
-
 def split_options(argv: Sequence[str], options: dict[str, Any]) -> list[str]:
     """For the measurement scripts: fill ``options`` (``key=value`` with a known key) in place, return the rest
     (overrides passed on to train.py)."""
