@@ -3,6 +3,10 @@
 The key hashes the tokenizer, ``max_length``, the kind of examples and the texts themselves, so a second run on the
 same data loads its splits instead of re-tokenizing them, and any change (another tokenizer, an edited row) misses
 the cache. Files are written atomically; a damaged one is rebuilt, never trusted.
+
+The cache lives in the user's cache folder (``$XDG_CACHE_HOME/recipezoo/nlp``, else ``~/.cache/recipezoo/nlp``) unless
+``data.cache_dir`` names another folder, so a run started inside a checkout or a project folder writes nothing
+there.
 """
 
 from __future__ import annotations
@@ -20,10 +24,40 @@ from recipezoo.nlp.tokenization import Encoded
 
 log = logging.getLogger(__name__)
 
-__all__ = ["cache_key", "cache_path", "load_cached", "save_cached"]
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "cache_key",
+    "cache_path",
+    "load_cached",
+    "resolve_cache_dir",
+    "save_cached",
+    "user_cache_dir",
+]
 
 # Bumped when the stored layout changes: old files then simply miss.
 _CACHE_VERSION = "1"
+
+
+# ``data.cache_dir``'s default: the user's cache folder (see :func:`user_cache_dir`).
+DEFAULT_CACHE_DIR = "auto"
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/recipezoo/nlp``, else ``~/.cache/recipezoo/nlp`` (an empty or relative ``XDG_CACHE_HOME`` is
+    ignored, as the XDG base directory specification asks)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+    return root / "recipezoo" / "nlp"
+
+
+def resolve_cache_dir(value: str | os.PathLike | None) -> Path | None:
+    """The cache folder ``data.cache_dir`` names: ``auto`` the user's (:func:`user_cache_dir`), a path that folder
+    (``~`` expanded), null (or false) none: the cache is off."""
+    if value is None or value is False or str(value).strip().lower() in ("", "null", "none", "false"):
+        return None
+    if str(value).strip() == DEFAULT_CACHE_DIR:
+        return user_cache_dir()
+    return expand(value)
 
 
 def cache_key(tokenizer_json: str, max_length: int, texts: Any, kind: str, with_types: bool) -> str:

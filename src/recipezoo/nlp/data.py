@@ -13,8 +13,9 @@ batching (:mod:`~recipezoo.nlp.datasets`) and the synthetic twins (:mod:`~recipe
 
 Both tokenize with the backbone's own tokenizer, or for recipezoo's from-scratch networks with a WordPiece tokenizer
 trained on the training split. Tokenization goes through :mod:`recipezoo.runtime.text`, the code exported bundles
-run, so predictions on raw text reproduce training exactly. Tokenized splits are cached in ``cache_dir`` under a key
-made of the tokenizer, ``max_length`` and the texts themselves: a second run on the same data does not re-tokenize.
+run, so predictions on raw text reproduce training exactly. Tokenized splits are cached in ``cache_dir`` (default: the
+user's cache folder, ``$XDG_CACHE_HOME/recipezoo/nlp`` else ``~/.cache/recipezoo/nlp``) under a key made of the
+tokenizer, ``max_length`` and the texts themselves: a second run on the same data does not re-tokenize.
 
 Batches are dicts: ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the model takes them), ``(B, T)``
 int64, padded to the batch's longest sequence; ``labels``: ``(B,)`` int64 (multi-class), ``(B, L)`` float32
@@ -40,7 +41,7 @@ from recipezoo.core.errors import ConfigError, DataError
 from recipezoo.data import labels as LB
 from recipezoo.data import splits as S
 from recipezoo.data.splits import SPLITS, split_paths
-from recipezoo.nlp.cache import cache_key, cache_path, load_cached, save_cached
+from recipezoo.nlp.cache import DEFAULT_CACHE_DIR, cache_key, cache_path, load_cached, resolve_cache_dir, save_cached
 from recipezoo.nlp.conll import read_conll, read_token_jsonl, tag_scheme
 from recipezoo.nlp.datasets import Collator, LengthGroupedSampler, SortedSampler, TokenizedDataset
 from recipezoo.nlp.sources import (
@@ -123,7 +124,7 @@ class _TextDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         max_train_samples: int | float | None = None,
-        cache_dir: str | None = "data_cache/nlp",
+        cache_dir: str | None = DEFAULT_CACHE_DIR,
         num_workers: int | str = 0,
         pin_memory: bool | str = "auto",
         seed: int = 42,
@@ -272,12 +273,14 @@ class _TextDataModule(L.LightningDataModule):
         return out
 
     def _encode(self, texts: Any, what: str) -> Encoded:
-        """Tokenize one split, through the on-disk cache when ``cache_dir`` is set."""
+        """Tokenize one split, through the on-disk cache unless ``cache_dir`` is null (see
+        :func:`~recipezoo.nlp.cache.resolve_cache_dir`)."""
         assert self.tok is not None
         args = (self.tok.json, self.max_length, texts, self.kind, "token_type_ids" in self.tok.model_inputs)
-        if not self.cache_dir:
+        folder = resolve_cache_dir(self.cache_dir)
+        if folder is None:
             return encode(*args)
-        path = cache_path(self.cache_dir, cache_key(*args))
+        path = cache_path(folder, cache_key(*args))
         enc = load_cached(path, what)
         if enc is None:
             enc = encode(*args)

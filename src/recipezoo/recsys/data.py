@@ -68,7 +68,7 @@ from recipezoo.recsys.readers import (
     read_table,
 )
 from recipezoo.recsys.sampling import SortedKeys, sample_negatives
-from recipezoo.recsys.splits import SPLIT_METHODS, split_interactions
+from recipezoo.recsys.splits import SPLIT_METHODS, check_evaluable, split_interactions
 from recipezoo.recsys.synthetic import _CLUSTER_WORDS, _TITLE_STARTS, make_synthetic
 from recipezoo.runtime.recsys import read_ids
 
@@ -389,6 +389,16 @@ class InteractionsDataModule(L.LightningDataModule):
             frame, self.split, self.val_fraction, self.test_fraction, self.seed, self.describe()
         )
         self.counts.update(split_counts)
+        per_user = np.bincount(frame["u"]) if len(frame["u"]) else np.zeros(0, np.int64)
+        check_evaluable(  # before ids, features and text embeddings are built: a refusal costs a second
+            {"interactions": int((part == 2).sum())},
+            self.split,
+            self.feedback,
+            users_with_history=int((per_user >= 2).sum()),
+            n_users=int((per_user > 0).sum()),
+            what=self.describe(),
+            user_column=self.columns.get("user"),
+        )
         self._build(frame, part, item_table, user_table)
         self._ready = True
 

@@ -7,7 +7,8 @@ from the history or side features given for them, else by popularity, and each r
 
 ``input`` is:
 
-- a table (CSV / TSV / Parquet / JSON lines) with the training's user column: one top-K list per row. Optional
+- a table (CSV / TSV / Parquet / JSON lines) with the training's user column (or one named ``user`` / ``user_id``;
+  files that are not UTF-8 are read as Latin-1 unless ``encoding`` says otherwise): one top-K list per row. Optional
   columns: ``history`` (item ids separated by spaces, ``|``, ``;`` or commas, oldest first: the items of a new user,
   or extra items of a known one) and the user side-feature columns the model was trained with (for new users);
 - a table with the training's user *and* item columns: one score per row (the predicted rating for rating models);
@@ -19,6 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +28,16 @@ import numpy as np
 
 from recipezoo.core.bundle import Loaded, load
 from recipezoo.core.errors import ConfigError, DataError, new_output_file
+from recipezoo.data import columns as C
+from recipezoo.data import tables as T
+from recipezoo.recsys.readers import HEADERLESS_NAMES, id_column_candidates, read_table
 from recipezoo.runtime.recsys import BundleRecommender, RecommenderCore, read_ids, split_history
 
 log = logging.getLogger("recipezoo")
 
 TASKS = ("recommendation",)
+# Besides the trained column name, what a request table may call its user / item column (see request_column).
+_PLAIN_NAMES = {"user": [HEADERLESS_NAMES[0], "user_id"], "item": [HEADERLESS_NAMES[1], "item_id"]}
 
 
 class TorchBackend:
@@ -169,11 +176,49 @@ def load_recommender(ckpt: str | Path | Loaded) -> RecommenderCore:
     )
 
 
-def read_requests(path: str | Path, user_column: str, item_column: str) -> tuple[Any, str]:
-    """The input table and its mode: ``topk`` (users) or ``pairs`` (users and items)."""
-    import pandas as pd
+def request_column(columns: Sequence[Any], trained: str, role: str) -> str | None:
+    """The column of a request table that holds ``role`` ids (``user`` or ``item``); None when there is none.
 
-    from recipezoo.recsys.readers import read_table
+    The column the model was trained with wins (compared ignoring case, spaces, ``_`` and ``-``); else the role's
+    plain name, ``user`` / ``user_id`` (``item`` / ``item_id``): the names a header-less log's columns get, whatever
+    the loader named the training log's columns. A model trained on MovieLens' ``u.data`` (read as ``userId``,
+    ``movieId``) thus serves a table whose column is ``user``.
+    """
+    exact = C.find_column(columns, trained, positions=False)
+    if exact is not None:
+        return str(exact)
+    found = C.find_column(columns, candidates=[trained, *_PLAIN_NAMES[role]], match="loose")
+    return None if found is None else str(found)
+
+
+def _read_lines(p: Path, encoding: str) -> list[str]:
+    """The non-empty lines of a text file; ``encoding="auto"``: UTF-8, else Latin-1 (as the table reader does)."""
+    if encoding != "auto":
+        return [line.strip() for line in T.read_text_file(p, encoding).splitlines() if line.strip()]
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:  # Latin-1 decodes any byte; older id lists often are Latin-1
+        text = raw.decode("latin-1")
+        log.info("%s is not UTF-8: read as Latin-1.", p.name)
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def read_requests(
+    path: str | Path, user_column: str, item_column: str, encoding: str = "auto"
+) -> tuple[Any, str, str, str | None]:
+    """The input table, its mode (``topk``: users; ``pairs``: users and items), and its user and item columns.
+
+    Args:
+        path: a table with a user column (see :func:`request_column`), or a ``.txt`` with one user id per line.
+        user_column: the user column the model was trained with.
+        item_column: the item column the model was trained with.
+        encoding: the text encoding of the file (``auto``: UTF-8, else Latin-1).
+
+    Raises:
+        DataError: a missing file, no user ids, or no user column (the message says which names are accepted).
+    """
+    import pandas as pd
 
     p = Path(os.path.expanduser(str(path)))
     if not p.is_file():
@@ -181,19 +226,23 @@ def read_requests(path: str | Path, user_column: str, item_column: str) -> tuple
             f"input not found: {p}. Pass input=<table with a '{user_column}' column, or a .txt of user ids>."
         )
     if p.suffix.lower() == ".txt":
-        users = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        users = _read_lines(p, encoding)
         if not users:
             raise DataError(f"{p} lists no user ids.")
-        return pd.DataFrame({user_column: users}, dtype=object), "topk"
-    frame = read_table(p, "input", str_columns=[user_column, item_column])
-    if user_column not in frame.columns:
-        from recipezoo.core.errors import close_matches
-
+        return pd.DataFrame({user_column: users}, dtype=object), "topk", user_column, None
+    names = [user_column, item_column, *id_column_candidates()]
+    frame = read_table(p, "input", str_columns=names, encoding=encoding)
+    user = request_column(frame.columns, user_column, "user")
+    if user is None:
+        others = [n for n in _PLAIN_NAMES["user"] if C.normalize(n) != C.normalize(user_column)]
         raise DataError(
-            f"input {p} has no '{user_column}' column (the user column the model was trained with); its columns are: "
-            f"{', '.join(map(str, frame.columns[:30]))}.{close_matches(user_column, [str(c) for c in frame.columns])}"
+            f"input {p} has no '{user_column}' column (the user column the model was trained with)"
+            f"{' or ' + ' / '.join(others) if others else ''}; its columns are: {C.shown_columns(frame.columns, 30)}. "
+            f"Name its user column {user_column} in the header line, or pass a .txt with one user id per line."
+            f"{C.separator_hint(list(frame.columns))}"
         )
-    return frame, ("pairs" if item_column in frame.columns else "topk")
+    item = request_column([c for c in frame.columns if c != user], item_column, "item")
+    return frame, ("pairs" if item is not None else "topk"), user, item
 
 
 def recommend_table(
@@ -203,10 +252,12 @@ def recommend_table(
     k: int = 10,
     batch_size: int = 256,
     overwrite: bool = False,
+    encoding: str = "auto",
 ) -> list[dict[str, Any]]:
     """Write ``user,rank,item,score,source`` rows (top-``k`` per user) or ``user,item,score,source`` rows (pairs).
 
-    Returns the rows written.
+    The output's columns carry the names the model was trained with, whatever the input's user column is called.
+    ``encoding`` is the input's text encoding (``auto``: UTF-8, else Latin-1). Returns the rows written.
     """
     import pandas as pd
 
@@ -216,11 +267,12 @@ def recommend_table(
     rec = load_recommender(ckpt)
     pp = rec.metadata.get("preprocessing") or {}
     user_column, item_column = pp.get("user_column") or "user", pp.get("item_column") or "item"
-    frame, mode = read_requests(input, user_column, item_column)
-    users = frame[user_column].tolist()
+    frame, mode, user_in, item_in = read_requests(input, user_column, item_column, encoding)
+    users = frame[user_in].tolist()
     if mode == "pairs":
-        scores, source = rec.score_pairs(users, frame[item_column].tolist(), batch_size=max(1, int(batch_size)))
-        table = pd.DataFrame({user_column: users, item_column: frame[item_column].tolist(), "score": scores})
+        items = frame[item_in].tolist()
+        scores, source = rec.score_pairs(users, items, batch_size=max(1, int(batch_size)))
+        table = pd.DataFrame({user_column: users, item_column: items, "score": scores})
         table["source"] = source
     else:
         histories = [split_history(h) for h in frame["history"].tolist()] if "history" in frame.columns else None

@@ -99,7 +99,9 @@ def read_movielens(path: Path, kind: str) -> pd.DataFrame:
     raise ConfigError(f"unknown MovieLens file kind '{kind}'.")
 
 
-def read_table(path: str | os.PathLike, what: str = "interactions", str_columns: Sequence[str] = ()) -> pd.DataFrame:
+def read_table(
+    path: str | os.PathLike, what: str = "interactions", str_columns: Sequence[str] = (), encoding: str = "auto"
+) -> pd.DataFrame:
     """A CSV / TSV / JSON lines / Parquet file (see :func:`recipezoo.data.tables.read_table`), or a MovieLens file
     by its name, as a DataFrame.
 
@@ -107,6 +109,8 @@ def read_table(path: str | os.PathLike, what: str = "interactions", str_columns:
         path: the file (``~`` expanded; ``.gz``/``.zip``/... compression by extension).
         what: how to call the file in messages.
         str_columns: columns read as text (ids: exact for strings and integers beyond 64 bits), when present.
+        encoding: the text encoding; ``auto`` (the default): UTF-8, falling back on Latin-1, which many older logs
+            (Book-Crossing, MovieLens) use.
 
     Raises:
         DataError: the file is missing, empty or unreadable.
@@ -122,7 +126,7 @@ def read_table(path: str | os.PathLike, what: str = "interactions", str_columns:
         str_columns=str_columns,
         header="auto",
         names=HEADERLESS_NAMES,
-        encoding="auto",  # many older logs (Book-Crossing, MovieLens) are Latin-1
+        encoding=encoding,
         json_dtype=False,
         default_sep=r"\s+",
         format_hint=" Or a MovieLens file (u.data, ratings.dat, ratings.csv).",

@@ -64,4 +64,52 @@ def split_interactions(
     return part, counts
 
 
-__all__ = ["SPLIT_METHODS", "split_interactions"]
+def check_evaluable(
+    test: dict[str, int],
+    method: str,
+    feedback: str,
+    users_with_history: int,
+    n_users: int,
+    what: str,
+    user_column: str | None = None,
+) -> None:
+    """Refuse a log whose test split cannot evaluate anything, with the reason and what to change.
+
+    Such a run would end with empty test metrics; stopping at data setup costs the user a second instead of a
+    training run. Ranking needs users with two or more interactions (one to learn the user from, one to test);
+    ratings need a non-empty test split. (A test split whose users or items all happen to be unknown to training is
+    reported by the test step itself.)
+
+    Args:
+        test: the test split's counts (``interactions``).
+        method: the split method (``data.split``).
+        feedback: ``implicit`` (ranking) or ``explicit`` (ratings).
+        users_with_history: users with 2 or more interactions after cleaning (those leave-last-out can test).
+        n_users: users after cleaning.
+        what: the data, for messages.
+        user_column: the log's user column, for messages.
+
+    Raises:
+        DataError: nothing in the test split can be evaluated.
+    """
+    n_test = int(test.get("interactions", 0))
+    if feedback == "explicit":
+        if n_test:
+            return
+        raise DataError(
+            f"{what}: the test split is empty, so nothing can be evaluated: each of the {n_users} users has a single "
+            f"rating and data.split={method} tests a user's last rating only when an earlier one trains. Split the "
+            "ratings at random instead: data.split=random"
+        )
+    if users_with_history and n_test:
+        return
+    column = f" '{user_column}'" if user_column else ""
+    raise DataError(
+        f"{what}: no user can be evaluated: each of the {n_users} users has a single interaction (after cleaning), "
+        "and ranking needs an earlier interaction to learn a user from and a later one to test. Pass a log where "
+        f"users have 2 or more interactions (and check that the user column{column} holds user ids: "
+        "data.user_column=<column>)."
+    )
+
+
+__all__ = ["SPLIT_METHODS", "check_evaluable", "split_interactions"]

@@ -44,7 +44,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from recipezoo.core.data import loader_settings
-from recipezoo.core.errors import ConfigError, close_matches
+from recipezoo.core.errors import ConfigError, DataError, close_matches
 from recipezoo.data import folders as F
 from recipezoo.data import tables as T
 from recipezoo.data.splits import SPLIT_ALIASES, SPLITS, natural_key
@@ -269,12 +269,37 @@ class SpeechDataModule(L.LightningDataModule):
         items = self.synthetic_items() if self.synthetic else self.source_items()
         items = self._check_files(items)
         splits = self._split(items)
+        self._check_held_out(splits)
         self._fit(splits)
         self.split_items = splits
         cache = self._preload(splits)
+        self._check_held_out(splits)  # again: files that do not decode are dropped while preloading
         for s in SPLITS:
             targets, texts = self._targets(splits[s], s)
             self.datasets[s] = self._dataset(splits[s], targets, texts, s, cache.get(s) if cache else None)
+
+    def _check_held_out(self, splits: dict[str, list[dict[str, Any]]]) -> None:
+        """Refuse an empty validation or test split: the run would select no checkpoint, or end having evaluated
+        nothing. Missing splits are carved from train, so only a zero fraction (or files that did not decode)
+        leaves one empty."""
+        empty = [s for s in ("val", "test") if not splits[s]]
+        if not empty:
+            return
+        names = " and ".join("validation" if s == "val" else "test" for s in empty)
+        names += " splits are" if len(empty) > 1 else " split is"
+        fractions = {"val": self.val_fraction, "test": self.test_fraction}
+        zero = [s for s in empty if fractions[s] <= 0]
+        if zero:
+            given = ", ".join(f"data.{s}_fraction=0" for s in zero)
+            fix = " ".join(f"data.{s}_fraction=0.15" for s in zero)
+            raise DataError(
+                f"{self.describe()}: the {names} empty ({given}), so nothing would be evaluated; carve "
+                f"{'them' if len(zero) > 1 else 'it'} from train: {fix}"
+            )
+        raise DataError(
+            f"{self.describe()}: the {names} empty (its files did not decode), so nothing would be "
+            "evaluated; replace the damaged files named in the warning above."
+        )
 
     def _dataset(self, items: list, targets: list, texts: list | None, split: str, cache: list | None) -> AudioDataset:
         speed = self.speed_perturb if split == "train" else None
