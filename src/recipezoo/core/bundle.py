@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from recipezoo.core.errors import ConfigError
+from recipezoo.core.errors import CheckpointError, ConfigError
 from recipezoo.core.registry import TaskSpec, get_task, task_for_module, tasks
 
 
@@ -62,15 +62,23 @@ class Loaded:
         warnings off), or a torch module callable on positional tensors (TorchScript / torch.export)."""
         if self.module is not None:
             return self.module
-        if self.format == "onnx":
-            import onnxruntime as ort
+        path = self.model_file
+        if path is None or not path.is_file():
+            raise CheckpointError(f"{self.bundle} lacks its model file {path.name if path else ''}: {_COPY_WHOLE}")
+        try:
+            if self.format == "onnx":
+                import onnxruntime as ort
 
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
-            return ort.InferenceSession(str(self.model_file), opts, providers=["CPUExecutionProvider"])
-        from recipezoo.core.export import load_torch
+                opts = ort.SessionOptions()
+                opts.log_severity_level = 3
+                return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            from recipezoo.core.export import load_torch
 
-        return load_torch(self.model_file)
+            return load_torch(path)
+        except Exception as e:  # a damaged or foreign model file; onnxruntime's error types are private
+            from recipezoo.core.pretrained import first_sentence
+
+            raise CheckpointError(f"cannot open {path} ({first_sentence(e)}): {_COPY_WHOLE}") from None
 
     def runtime(self) -> ModuleType:
         """The task's torch-free runtime module (what ONNX bundles carry as ``loader.py``)."""
@@ -86,12 +94,37 @@ def _path(source: str | os.PathLike) -> Path:
     return Path(os.path.expanduser(str(source)))
 
 
+_COPY_WHOLE = "copy the whole folder that scripts/export.py wrote, or export the checkpoint again."
+_EXPORTED_SUFFIXES = (".onnx", ".pt", ".pt2")
+
+
 def _bundle_metadata(p: Path) -> tuple[Path, dict[str, Any]]:
+    """A bundle folder (``p`` or the folder of a file in it) and its metadata; one clear error for anything else."""
+    from recipezoo.core.checkpoint import not_a_checkpoint_folder
+    from recipezoo.core.pretrained import sniff_file
+
     bundle = p if p.is_dir() else p.parent
     meta = bundle / "metadata.json"
     if not meta.is_file():
-        raise ConfigError(f"{p} is neither a .ckpt nor an export folder with metadata.json.")
-    return bundle, json.loads(meta.read_text())
+        if not p.exists():
+            found = sorted(x.name for x in p.parent.glob("*.ckpt")) if p.parent.is_dir() else []
+            hint = f" Checkpoints in {p.parent}: {', '.join(found)}." if found else ""
+            raise CheckpointError(f"not found: {p}. Pass a .ckpt or the folder scripts/export.py wrote.{hint}")
+        if p.is_dir():
+            raise CheckpointError(not_a_checkpoint_folder(p, bundles=True))
+        if p.suffix in _EXPORTED_SUFFIXES:
+            raise CheckpointError(
+                f"{p} was copied without its bundle: an exported model needs the metadata.json (and files) that "
+                "scripts/export.py wrote next to it. Pass that whole folder, or export the checkpoint again."
+            )
+        raise ConfigError(f"{p} is neither a .ckpt nor an export folder with metadata.json: it is {sniff_file(p)[1]}.")
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{meta} is damaged ({type(e).__name__}): {_COPY_WHOLE}") from None
+    if not isinstance(data, dict) or not data.get("task"):
+        raise CheckpointError(f"{meta} names no task, so it is not an export bundle's metadata: {_COPY_WHOLE}")
+    return bundle, data
 
 
 def _known() -> str:
@@ -157,4 +190,13 @@ def load(source: str | os.PathLike | Loaded, accept: Iterable[str] | None = None
     bundle, meta = _bundle_metadata(p)
     spec = _check(_task_named(meta.get("task"), bundle), accept, bundle, "bundle")
     fmt = meta.get("format") or _FORMAT_OF_SUFFIX.get(Path(str(meta.get("model_file", ""))).suffix, "")
+    if fmt == "onnx" and spec.runtime:
+        # An ONNX bundle is served by its task's torch-free runtime: its own checks (metadata keys, the model file)
+        # run here, so a damaged bundle is one line before any input is read.
+        check = getattr(importlib.import_module(spec.runtime), "read_metadata", None)
+        if check is not None:
+            try:
+                check(bundle, (spec.name,))
+            except ValueError as e:
+                raise CheckpointError(str(e)) from None
     return Loaded(spec, str(fmt), p, meta, bundle=bundle)

@@ -12,7 +12,9 @@ bundle next to the model.
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from recipezoo.core.errors import CheckpointError
+from recipezoo.core.pretrained import describe_unreadable
 
 KEY = "recipezoo"
 
@@ -43,25 +46,116 @@ class ConfigInCheckpoint(L.Callback):
             checkpoint[KEY]["files"] = {str(k): v for k, v in files.items()}
 
 
+FIX = "Pass the best.ckpt or last.ckpt of a finished run (in its checkpoints/ folder)."
+# Files export.py writes: a bundle's model, never a checkpoint.
+EXPORTED_SUFFIXES = (".onnx", ".pt", ".pt2")
+
+
 def read(path: str | os.PathLike, weights_only: bool = True) -> dict[str, Any]:
-    """Read a recipezoo checkpoint, with a clear error when it is missing or not one of ours."""
+    """Read a recipezoo checkpoint, with a clear error when it is missing or not one of ours.
+
+    Every refusal is one :class:`CheckpointError` naming the file, what it is instead (a folder, a run folder, an
+    export bundle, an empty, truncated or unrelated file, a checkpoint of another program) and what to pass.
+    """
     p = Path(os.path.expanduser(str(path)))
+    if p.is_dir():
+        raise CheckpointError(not_a_checkpoint_folder(p))
     if not p.is_file():
         hint = ""
         if p.parent.is_dir():
             found = sorted(x.name for x in p.parent.glob("*.ckpt"))
             hint = f" Checkpoints in {p.parent}: {', '.join(found)}." if found else ""
         raise CheckpointError(f"checkpoint not found: {p}.{hint}")
+    if p.suffix in EXPORTED_SUFFIXES and (p.parent / "metadata.json").is_file():
+        raise CheckpointError(_bundle_message(p.parent, p))
     try:
-        # mmap: tensors are read lazily, so looking up a checkpoint's config (predict's task dispatch) stays cheap.
-        ckpt = torch.load(p, map_location="cpu", weights_only=weights_only, mmap=True)
-    except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {p}: {str(e).splitlines()[0][:200]}") from None
-    if not isinstance(ckpt, dict) or KEY not in ckpt or "state_dict" not in ckpt:
-        raise CheckpointError(
-            f"{p} is not a recipezoo checkpoint (no '{KEY}' config inside); pass a .ckpt written by train.py."
+        ckpt = _torch_load(p, weights_only)
+    except Exception as e:  # torch's errors on a damaged or foreign file: described from the file's bytes instead
+        what, pickled = describe_unreadable(p, e)
+        if p.suffix in EXPORTED_SUFFIXES and not pickled:
+            what = f"it is an exported model file ({p.suffix}), not a checkpoint"
+        fix = (
+            "Pass a checkpoint written by train.py (a run's checkpoints/best.ckpt or last.ckpt); a file from "
+            "elsewhere must hold tensors and plain values only (save model.state_dict(), not objects)."
+            if pickled
+            else FIX + _siblings(p)
         )
+        raise CheckpointError(f"cannot read checkpoint {p}: {what}. {fix}") from None
+    if not isinstance(ckpt, dict) or KEY not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(_foreign_message(p, ckpt))
     return ckpt
+
+
+def _torch_load(p: Path, weights_only: bool) -> Any:
+    # mmap: tensors are read lazily, so looking up a checkpoint's config (predict's task dispatch) stays cheap. Only
+    # the zip format can be mapped; a legacy-format file is read whole.
+    with open(p, "rb") as f:
+        mmap = f.read(2) == b"PK"
+    return torch.load(p, map_location="cpu", weights_only=weights_only, mmap=mmap)
+
+
+def _siblings(p: Path) -> str:
+    found = sorted(x.name for x in p.parent.glob("*.ckpt") if x != p and x.stat().st_size > 0)
+    shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    return f" Checkpoints next to it: {shown}." if found else ""
+
+
+def _bundle_message(bundle: Path, given: Path) -> str:
+    """An export bundle (or a file inside one) given where a checkpoint is needed."""
+    try:
+        meta = json.loads((bundle / "metadata.json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
+    fmt = str(meta.get("format") or "")
+    kind = f"{'an' if fmt[:1] in 'aeiou' else 'a'} {fmt} export bundle".replace("  ", " ")
+    what = kind if given == bundle else f"the model file of {kind} ({bundle})"
+    source = meta.get("source_checkpoint")
+    where = (
+        f": {shlex.quote(str(source))}"
+        if source and Path(str(source)).is_file()
+        else " (in the run's checkpoints/ folder)."
+    )
+    return (
+        f"{given} is {what}, for scripts/predict.py and the bundle's loader.py, not a checkpoint; use the .ckpt it "
+        f"was exported from{where}"
+    )
+
+
+def not_a_checkpoint_folder(p: Path, bundles: bool = False) -> str:
+    """The message for a folder given where a checkpoint file is needed, naming the file to pass when there is one.
+
+    ``bundles``: the caller also takes an export bundle (predict), so the message says the folder holds neither.
+    """
+    if (p / "metadata.json").is_file():
+        return _bundle_message(p, p)
+    for folder in (p / "checkpoints", p):
+        found = sorted(folder.glob("*.ckpt"))
+        if found:
+            best = next((f for f in found if f.name == "best.ckpt"), None) or next(
+                (f for f in found if f.name == "last.ckpt"), found[0]
+            )
+            kind = "a run folder" if folder != p else "a folder"
+            return f"{p} is {kind}, not a checkpoint file; pass its checkpoint: {shlex.quote(str(best))}"
+    neither = (
+        "without checkpoints or metadata.json, not a checkpoint or an export bundle"
+        if bundles
+        else ("without checkpoints, not a checkpoint file")
+    )
+    return f"{p} is a folder {neither}. {FIX}"
+
+
+def _foreign_message(p: Path, obj: Any) -> str:
+    if isinstance(obj, dict) and "state_dict" in obj:
+        what = "a Lightning checkpoint written by another program (no recipezoo config inside)"
+    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        what = "a plain state dict (weights with no recipe config)"
+    else:
+        what = f"a file holding a {type(obj).__name__}, not a checkpoint"
+    return (
+        f"{p} is not a recipezoo checkpoint: it is {what}. Pass a .ckpt written by train.py; to start a model from "
+        f"a weights file, use backbone.pretrained={shlex.quote(str(p))} instead."
+    )
 
 
 def _no_pretrained(node: Any) -> None:

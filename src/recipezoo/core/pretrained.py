@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +141,80 @@ def offline_hint(what: str, error: BaseException) -> PretrainedError:
     )
 
 
+# torch.save's legacy (pre-zip) format starts with this pickled magic number.
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+def sniff_file(path: str | os.PathLike) -> tuple[str, str]:
+    """What a file is, judged from its bytes, for messages about files torch cannot read.
+
+    Returns:
+        ``(kind, description)``; kind is one of ``folder``, ``missing``, ``empty``, ``torch`` (a ``torch.save`` zip),
+        ``torch_legacy``, ``truncated`` (a zip cut short), ``zip`` (another archive), ``pickle``, ``text`` or
+        ``unknown``; the description completes "it is ...".
+    """
+    p = Path(path)
+    if p.is_dir():
+        return "folder", "a folder, not a file"
+    if not p.is_file():
+        return "missing", "not there"
+    size = p.stat().st_size
+    if size == 0:
+        return "empty", "an empty file (0 bytes: a save or copy that never finished?)"
+    with open(p, "rb") as f:
+        head = f.read(4096)
+    if head.startswith(b"PK"):
+        if not zipfile.is_zipfile(p):
+            return "truncated", f"cut short ({size} bytes and no zip index: an interrupted save, copy or download?)"
+        try:
+            with zipfile.ZipFile(p) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError):  # an index that points at missing bytes
+            return "truncated", f"a damaged zip archive ({size} bytes: an interrupted save, copy or download?)"
+        if any(n.endswith("data.pkl") for n in names):
+            return "torch", "a PyTorch file"
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        return "zip", f"a zip archive ({shown or 'no files'}), not a PyTorch file"
+    if head.startswith(_LEGACY_TORCH_MAGIC):
+        return "torch_legacy", "a PyTorch file in the legacy format"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle", "a Python pickle, not a PyTorch file"
+    text = head.decode("utf-8", errors="replace")
+    if b"\x00" not in head and text.strip() and sum(c.isprintable() or c in "\n\r\t" for c in text) > 0.95 * len(text):
+        first = text.strip().splitlines()[0][:40]
+        return "text", f"a text file (it starts with {first!r}), not a PyTorch file"
+    return "unknown", f"not a PyTorch file (its first bytes, {head[:8].hex(' ')}, match no known format)"
+
+
+def first_sentence(error: BaseException, limit: int = 160) -> str:
+    """The first sentence of an error's text when it is short, else the error's type: never text cut mid-sentence."""
+    text = (str(error).strip().splitlines() or [""])[0]
+    sentence = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0].rstrip(".")
+    return sentence if sentence and len(sentence) <= limit else type(error).__name__
+
+
+def is_refused_pickle(error: BaseException) -> bool:
+    """True when ``torch.load(weights_only=True)`` refused Python objects inside a file."""
+    text = str(error)
+    return "Weights only load failed" in text or "Unsupported global" in text or "weights_only" in text
+
+
+def describe_unreadable(path: str | os.PathLike, error: BaseException) -> tuple[str, bool]:
+    """Why ``torch.load`` failed on ``path``, in words (no torch text cut mid-sentence), and whether it refused a
+    pickled payload (Python objects besides tensors: never loaded, so nothing in the file ran)."""
+    kind, what = sniff_file(path)
+    if kind in ("torch", "torch_legacy") and is_refused_pickle(error):
+        names = re.findall(r"GLOBAL ([\w.]+)", str(error))
+        named = f" ({names[0]})" if names else ""
+        return (
+            f"it holds Python objects besides tensors{named}, which are not loaded, for safety (nothing in it ran)",
+            True,
+        )
+    if kind in ("torch", "torch_legacy"):
+        return f"{what} whose contents are damaged ({type(error).__name__}: an interrupted save or copy?)", False
+    return f"it is {what}", False
+
+
 def load_state_dict(path: str | os.PathLike, weights_only: bool = True) -> dict[str, torch.Tensor]:
     """Read a state dict from a weights file or a folder that holds one.
 
@@ -164,13 +240,16 @@ def load_state_dict(path: str | os.PathLike, weights_only: bool = True) -> dict[
         else:
             obj = torch.load(p, map_location="cpu", weights_only=weights_only)
     except Exception as e:  # corrupt file, pickle refused by weights_only, not a weights file at all
-        hint = (
-            " The file holds python objects that weights_only=True refuses; if you trust it, pass "
-            "backbone.weights_only=false."
-            if "weights_only" in str(e) or "Unsupported global" in str(e)
-            else ""
+        what, pickled = describe_unreadable(p, e)
+        if p.suffix == ".safetensors":
+            what, pickled = f"it is not a readable safetensors file ({first_sentence(e)})", False
+        fix = (
+            " If you trust where the file came from, pass backbone.weights_only=false to load it anyway; otherwise "
+            "re-save its tensors alone (torch.save(model.state_dict(), path)) and pass that file."
+            if pickled
+            else " Pass a weights file (.safetensors, .pth, .bin) or a Hugging Face folder."
         )
-        raise PretrainedError(f"cannot read weights from {p}: {str(e).splitlines()[0][:200]}.{hint}") from None
+        raise PretrainedError(f"cannot read weights from {p}: {what}.{fix}") from None
     # Unwrap the usual containers: Lightning checkpoints, {"model": ...}, {"state_dict": ...}.
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):

@@ -33,6 +33,93 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".
 BLANK = "<blank>"
 
 
+TASKS = ("audio_classification", "speech_recognition")  # the tasks this loader serves (metadata.json's "task")
+
+
+class BundleError(ValueError):
+    """A path this loader cannot serve: missing, not an export folder, another task's bundle, a damaged bundle."""
+
+
+def read_metadata(
+    bundle: str | Path, tasks: Sequence[str] = TASKS, required: Sequence[str] = (), files: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The ``metadata.json`` of an ONNX bundle folder, checked before anything is opened.
+
+    Args:
+        bundle: the folder ``scripts/export.py`` wrote.
+        tasks: the tasks this loader serves (a bundle whose metadata names no task is accepted).
+        required: metadata keys the caller reads.
+        files: files the caller reads besides the model file.
+
+    Raises:
+        BundleError: one line saying what ``bundle`` is instead (missing, a file, a folder without metadata.json,
+            another task's or format's bundle, a bundle missing a file) and what to pass.
+    """
+    p = Path(bundle).expanduser()
+    export = "pass the folder scripts/export.py wrote (it holds metadata.json and model.onnx)"
+    if not p.exists():
+        raise BundleError(f"{p} not found; {export}.")
+    if p.is_file():
+        if (p.parent / "metadata.json").is_file():
+            raise BundleError(f"{p} is a file; pass the bundle folder that holds it: {p.parent}")
+        if p.suffix == ".ckpt":
+            raise BundleError(
+                f"{p} is a checkpoint, not an export bundle; export it first (scripts/export.py ckpt={p} "
+                "format=onnx) or predict from it with scripts/predict.py."
+            )
+        raise BundleError(f"{p} is a file, not a bundle folder; {export}.")
+    meta_file = p / "metadata.json"
+    if not meta_file.is_file():
+        inner = sorted(p.glob("*/metadata.json")) + sorted(p.glob("export/*/metadata.json"))
+        hint = f"; the bundle inside it is {inner[0].parent}" if inner else f"; {export}"
+        raise BundleError(f"{p} holds no metadata.json, so it is not an export bundle{hint}.")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise BundleError(
+            f"{meta_file} is damaged ({type(e).__name__}); copy the bundle again or re-export it."
+        ) from None
+    if not isinstance(meta, dict):
+        raise BundleError(f"{meta_file} holds no bundle metadata; {export}.")
+    task, fmt = meta.get("task"), meta.get("format", "onnx")
+    if task is not None and task not in tasks:
+        own = p / "loader.py"
+        where = f": python {own} ..." if own.is_file() else " (scripts/predict.py reads every task's bundle)"
+        raise BundleError(
+            f"{p} holds a model for '{task}', not {' or '.join(tasks)}; use that bundle's own loader{where}"
+        )
+    if fmt != "onnx":
+        raise BundleError(
+            f"{p} is a {fmt} bundle; this loader runs ONNX bundles (export with format=onnx, or predict from this "
+            "one with scripts/predict.py)."
+        )
+    missing = [k for k in ("model_file", *required) if k not in meta]
+    if missing:
+        raise BundleError(
+            f"{meta_file} lacks {', '.join(missing)}: a bundle of another recipezoo version? Re-export it."
+        )
+    absent = [f for f in (meta["model_file"], *files) if not (p / f).is_file()]
+    if absent:
+        raise BundleError(f"{p} lacks {', '.join(absent)}: copy the whole folder that scripts/export.py wrote.")
+    return meta
+
+
+def open_session(path: str | Path, providers: Sequence[str]) -> Any:
+    """An onnxruntime session on ``path`` (warnings off); a file onnxruntime cannot read raises :class:`BundleError`."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=list(providers))
+    except Exception as e:  # onnxruntime's own error types (InvalidProtobuf, Fail...) live in a private module
+        text = (str(e).strip().splitlines() or [""])[0]
+        reason = text if 0 < len(text) <= 160 else type(e).__name__
+        raise BundleError(
+            f"cannot open {path} with onnxruntime ({reason}); copy the bundle again or re-export it."
+        ) from None
+
+
 class AudioReadError(ValueError):
     """A file that cannot be decoded as audio, or that holds no samples."""
 
@@ -154,19 +241,11 @@ class _OnnxSpeechModel:
     task = ""
 
     def __init__(self, bundle: str | Path, providers: Sequence[str] = ("CPUExecutionProvider",)) -> None:
-        import onnxruntime as ort
-
-        self.bundle = Path(bundle)
-        self.metadata: dict[str, Any] = json.loads((self.bundle / "metadata.json").read_text())
-        if self.metadata.get("task") != self.task:
-            raise ValueError(f"{self.bundle} holds a '{self.metadata.get('task')}' model, not {self.task}.")
+        self.bundle = Path(bundle).expanduser()
+        self.metadata: dict[str, Any] = read_metadata(self.bundle, (self.task,), required=("preprocessing",))
         self.preprocessing: dict[str, Any] = self.metadata["preprocessing"]
         self.sample_rate = int(self.preprocessing["sample_rate"])
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(self.bundle / self.metadata["model_file"]), opts, providers=list(providers)
-        )
+        self.session = open_session(self.bundle / self.metadata["model_file"], providers)
 
     def load(self, item: Any) -> np.ndarray:
         """A path, or a ``(samples, sample_rate)`` pair, as the model's input signal."""
@@ -230,18 +309,34 @@ class OnnxSpeechRecognizer(_OnnxSpeechModel):
 
 def load_bundle(bundle: str | Path) -> OnnxAudioClassifier | OnnxSpeechRecognizer:
     """The bundle's model: a classifier or a recognizer, from its ``metadata.json``."""
-    task = json.loads((Path(bundle) / "metadata.json").read_text()).get("task")
+    task = read_metadata(bundle).get("task")
     return OnnxSpeechRecognizer(bundle) if task == OnnxSpeechRecognizer.task else OnnxAudioClassifier(bundle)
 
 
+def main(argv: Sequence[str]) -> int:
+    """``python loader.py <bundle folder> <audio file> [...]``: a transcript or ``label, probability`` per file; a bad
+    bundle or audio file ends in one ``error:`` line and status 2."""
+    usage = "usage: python loader.py <bundle folder> <audio file> [<audio file> ...]"
+    if argv[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return 0
+    if len(argv) < 2:
+        print(usage, file=sys.stderr)
+        return 2
+    files = list(argv[1:])
+    try:
+        model = load_bundle(argv[0])
+        if isinstance(model, OnnxSpeechRecognizer):
+            lines = [f"{path}\t{text}" for path, text in zip(files, model.transcribe(files))]
+        else:
+            lines = [f"{path}\t{label}\t{p:.4f}" for path, (label, p) in zip(files, model.predict(files))]
+    except (BundleError, AudioReadError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
-        sys.exit("usage: python loader.py <bundle folder> <audio file> [<audio file> ...]")
-    model = load_bundle(sys.argv[1])
-    files = sys.argv[2:]
-    if isinstance(model, OnnxSpeechRecognizer):
-        for path, text in zip(files, model.transcribe(files)):
-            print(f"{path}\t{text}")
-    else:
-        for path, (label, p) in zip(files, model.predict(files)):
-            print(f"{path}\t{label}\t{p:.4f}")
+    if code := main(sys.argv[1:]):
+        sys.exit(code)

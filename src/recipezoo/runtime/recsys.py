@@ -47,6 +47,93 @@ _INTEGRAL = re.compile(r"^[+-]?\d+\.0*$")
 MISSING_IDS = frozenset({"", "nan", "none", "null", "na", "n/a", "<na>", "nat"})
 
 
+TASKS = ("recommendation",)  # the tasks this loader serves (metadata.json's "task")
+
+
+class BundleError(ValueError):
+    """A path this loader cannot serve: missing, not an export folder, another task's bundle, a damaged bundle."""
+
+
+def read_metadata(
+    bundle: str | Path, tasks: Sequence[str] = TASKS, required: Sequence[str] = (), files: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The ``metadata.json`` of an ONNX bundle folder, checked before anything is opened.
+
+    Args:
+        bundle: the folder ``scripts/export.py`` wrote.
+        tasks: the tasks this loader serves (a bundle whose metadata names no task is accepted).
+        required: metadata keys the caller reads.
+        files: files the caller reads besides the model file.
+
+    Raises:
+        BundleError: one line saying what ``bundle`` is instead (missing, a file, a folder without metadata.json,
+            another task's or format's bundle, a bundle missing a file) and what to pass.
+    """
+    p = Path(bundle).expanduser()
+    export = "pass the folder scripts/export.py wrote (it holds metadata.json and model.onnx)"
+    if not p.exists():
+        raise BundleError(f"{p} not found; {export}.")
+    if p.is_file():
+        if (p.parent / "metadata.json").is_file():
+            raise BundleError(f"{p} is a file; pass the bundle folder that holds it: {p.parent}")
+        if p.suffix == ".ckpt":
+            raise BundleError(
+                f"{p} is a checkpoint, not an export bundle; export it first (scripts/export.py ckpt={p} "
+                "format=onnx) or predict from it with scripts/predict.py."
+            )
+        raise BundleError(f"{p} is a file, not a bundle folder; {export}.")
+    meta_file = p / "metadata.json"
+    if not meta_file.is_file():
+        inner = sorted(p.glob("*/metadata.json")) + sorted(p.glob("export/*/metadata.json"))
+        hint = f"; the bundle inside it is {inner[0].parent}" if inner else f"; {export}"
+        raise BundleError(f"{p} holds no metadata.json, so it is not an export bundle{hint}.")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise BundleError(
+            f"{meta_file} is damaged ({type(e).__name__}); copy the bundle again or re-export it."
+        ) from None
+    if not isinstance(meta, dict):
+        raise BundleError(f"{meta_file} holds no bundle metadata; {export}.")
+    task, fmt = meta.get("task"), meta.get("format", "onnx")
+    if task is not None and task not in tasks:
+        own = p / "loader.py"
+        where = f": python {own} ..." if own.is_file() else " (scripts/predict.py reads every task's bundle)"
+        raise BundleError(
+            f"{p} holds a model for '{task}', not {' or '.join(tasks)}; use that bundle's own loader{where}"
+        )
+    if fmt != "onnx":
+        raise BundleError(
+            f"{p} is a {fmt} bundle; this loader runs ONNX bundles (export with format=onnx, or predict from this "
+            "one with scripts/predict.py)."
+        )
+    missing = [k for k in ("model_file", *required) if k not in meta]
+    if missing:
+        raise BundleError(
+            f"{meta_file} lacks {', '.join(missing)}: a bundle of another recipezoo version? Re-export it."
+        )
+    absent = [f for f in (meta["model_file"], *files) if not (p / f).is_file()]
+    if absent:
+        raise BundleError(f"{p} lacks {', '.join(absent)}: copy the whole folder that scripts/export.py wrote.")
+    return meta
+
+
+def open_session(path: str | Path, providers: Sequence[str]) -> Any:
+    """An onnxruntime session on ``path`` (warnings off); a file onnxruntime cannot read raises :class:`BundleError`."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=list(providers))
+    except Exception as e:  # onnxruntime's own error types (InvalidProtobuf, Fail...) live in a private module
+        text = (str(e).strip().splitlines() or [""])[0]
+        reason = text if 0 < len(text) <= 160 else type(e).__name__
+        raise BundleError(
+            f"cannot open {path} with onnxruntime ({reason}); copy the bundle again or re-export it."
+        ) from None
+
+
 def canonical_id(value: Any) -> str | None:
     """The id a raw value stands for, as text; None when missing.
 
@@ -331,13 +418,10 @@ class OnnxBackend:
     the pair-scoring model over the catalogue in chunks otherwise."""
 
     def __init__(self, bundle: Path, metadata: Mapping[str, Any], providers: Sequence[str]) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-
         def session(name: str) -> Any:
-            return ort.InferenceSession(str(bundle / name), opts, providers=list(providers))
+            if not (bundle / name).is_file():
+                raise BundleError(f"{bundle} lacks {name}: copy the whole folder that scripts/export.py wrote.")
+            return open_session(bundle / name, providers)
 
         self.kind = metadata.get("kind", "dot")
         self.scorer = session(metadata["model_file"])
@@ -383,8 +467,10 @@ class BundleRecommender(RecommenderCore):
     """
 
     def __init__(self, bundle: str | Path, providers: Sequence[str] = ("CPUExecutionProvider",)) -> None:
-        self.bundle = Path(bundle)
-        metadata = json.loads((self.bundle / "metadata.json").read_text())
+        self.bundle = Path(bundle).expanduser()
+        metadata = read_metadata(
+            self.bundle, required=("n_items",), files=("interactions.npz", "user_ids.txt", "item_ids.txt")
+        )
         metadata["_bundle_dir"] = str(self.bundle)
         data = np.load(self.bundle / "interactions.npz")
         features = None
@@ -421,15 +507,28 @@ def split_history(text: str) -> list[str]:
 
 
 def main(argv: Sequence[str]) -> int:
+    """``python loader.py <bundle folder> <users.csv or users.txt> [k]``: the CSV of recommendations on stdout; a bad
+    bundle or input ends in one ``error:`` line and status 2."""
+    usage = "usage: python loader.py <bundle folder> <users.csv or users.txt> [k]"
+    if argv[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return 0
     if len(argv) not in (2, 3):
-        print("usage: python loader.py <bundle folder> <users.csv or users.txt> [k]", file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
-    rec = BundleRecommender(argv[0])
-    k = int(argv[2]) if len(argv) == 3 else 10
-    pp = rec.metadata.get("preprocessing") or {}
-    users, columns = read_users(argv[1], pp.get("user_column"))
-    histories = [split_history(h) for h in columns["history"]] if "history" in columns else None
-    lists = rec.recommend(users, k, histories=histories, features=columns or None)
+    k = int(argv[2]) if len(argv) == 3 and argv[2].isdigit() else 10 if len(argv) == 2 else 0
+    if k < 1:
+        print(f"error: k must be a positive whole number of items, got {argv[2]!r}.", file=sys.stderr)
+        return 2
+    try:
+        rec = BundleRecommender(argv[0])
+        pp = rec.metadata.get("preprocessing") or {}
+        users, columns = read_users(argv[1], pp.get("user_column"))
+        histories = [split_history(h) for h in columns["history"]] if "history" in columns else None
+        lists = rec.recommend(users, k, histories=histories, features=columns or None)
+    except (BundleError, OSError) as e:  # OSError: a missing or unreadable users file
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["user", "rank", "item", "score", "source"])
     for user, recs in zip(users, lists):

@@ -28,6 +28,93 @@ import numpy as np
 IGNORE = -100  # label of the sub-tokens that carry no word label (the first sub-token of a word carries it)
 
 
+TASKS = ("text_classification", "token_classification")  # the tasks this loader serves (metadata.json's "task")
+
+
+class BundleError(ValueError):
+    """A path this loader cannot serve: missing, not an export folder, another task's bundle, a damaged bundle."""
+
+
+def read_metadata(
+    bundle: str | Path, tasks: Sequence[str] = TASKS, required: Sequence[str] = (), files: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The ``metadata.json`` of an ONNX bundle folder, checked before anything is opened.
+
+    Args:
+        bundle: the folder ``scripts/export.py`` wrote.
+        tasks: the tasks this loader serves (a bundle whose metadata names no task is accepted).
+        required: metadata keys the caller reads.
+        files: files the caller reads besides the model file.
+
+    Raises:
+        BundleError: one line saying what ``bundle`` is instead (missing, a file, a folder without metadata.json,
+            another task's or format's bundle, a bundle missing a file) and what to pass.
+    """
+    p = Path(bundle).expanduser()
+    export = "pass the folder scripts/export.py wrote (it holds metadata.json and model.onnx)"
+    if not p.exists():
+        raise BundleError(f"{p} not found; {export}.")
+    if p.is_file():
+        if (p.parent / "metadata.json").is_file():
+            raise BundleError(f"{p} is a file; pass the bundle folder that holds it: {p.parent}")
+        if p.suffix == ".ckpt":
+            raise BundleError(
+                f"{p} is a checkpoint, not an export bundle; export it first (scripts/export.py ckpt={p} "
+                "format=onnx) or predict from it with scripts/predict.py."
+            )
+        raise BundleError(f"{p} is a file, not a bundle folder; {export}.")
+    meta_file = p / "metadata.json"
+    if not meta_file.is_file():
+        inner = sorted(p.glob("*/metadata.json")) + sorted(p.glob("export/*/metadata.json"))
+        hint = f"; the bundle inside it is {inner[0].parent}" if inner else f"; {export}"
+        raise BundleError(f"{p} holds no metadata.json, so it is not an export bundle{hint}.")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise BundleError(
+            f"{meta_file} is damaged ({type(e).__name__}); copy the bundle again or re-export it."
+        ) from None
+    if not isinstance(meta, dict):
+        raise BundleError(f"{meta_file} holds no bundle metadata; {export}.")
+    task, fmt = meta.get("task"), meta.get("format", "onnx")
+    if task is not None and task not in tasks:
+        own = p / "loader.py"
+        where = f": python {own} ..." if own.is_file() else " (scripts/predict.py reads every task's bundle)"
+        raise BundleError(
+            f"{p} holds a model for '{task}', not {' or '.join(tasks)}; use that bundle's own loader{where}"
+        )
+    if fmt != "onnx":
+        raise BundleError(
+            f"{p} is a {fmt} bundle; this loader runs ONNX bundles (export with format=onnx, or predict from this "
+            "one with scripts/predict.py)."
+        )
+    missing = [k for k in ("model_file", *required) if k not in meta]
+    if missing:
+        raise BundleError(
+            f"{meta_file} lacks {', '.join(missing)}: a bundle of another recipezoo version? Re-export it."
+        )
+    absent = [f for f in (meta["model_file"], *files) if not (p / f).is_file()]
+    if absent:
+        raise BundleError(f"{p} lacks {', '.join(absent)}: copy the whole folder that scripts/export.py wrote.")
+    return meta
+
+
+def open_session(path: str | Path, providers: Sequence[str]) -> Any:
+    """An onnxruntime session on ``path`` (warnings off); a file onnxruntime cannot read raises :class:`BundleError`."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=list(providers))
+    except Exception as e:  # onnxruntime's own error types (InvalidProtobuf, Fail...) live in a private module
+        text = (str(e).strip().splitlines() or [""])[0]
+        reason = text if 0 < len(text) <= 160 else type(e).__name__
+        raise BundleError(
+            f"cannot open {path} with onnxruntime ({reason}); copy the bundle again or re-export it."
+        ) from None
+
+
 def load_tokenizer(source: str | Path, max_length: int) -> Any:
     """A ``tokenizers.Tokenizer`` from a ``tokenizer.json`` file (or its JSON text), truncating at ``max_length``.
 
@@ -95,22 +182,23 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 class _Bundle:
     """What both text tasks share: metadata, tokenizer, onnxruntime session, batched inference."""
 
-    def __init__(self, bundle: str | Path, providers: Sequence[str] = ("CPUExecutionProvider",)) -> None:
-        import onnxruntime as ort
+    task = ""
 
-        self.bundle = Path(bundle)
-        self.metadata: dict[str, Any] = json.loads((self.bundle / "metadata.json").read_text())
+    def __init__(self, bundle: str | Path, providers: Sequence[str] = ("CPUExecutionProvider",)) -> None:
+        self.bundle = Path(bundle).expanduser()
+        self.metadata: dict[str, Any] = read_metadata(
+            self.bundle, (self.task,) if self.task else TASKS, required=("labels", "preprocessing")
+        )
         pp = self.metadata["preprocessing"]
         self.labels: list[str] = self.metadata["labels"]
         self.max_length = int(pp["max_length"])
         self.pad_id = int(pp["pad_id"])
         self.model_inputs: list[str] = list(pp["model_inputs"])
-        self.tokenizer = load_tokenizer(self.bundle / pp["tokenizer_file"], self.max_length)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(self.bundle / self.metadata["model_file"]), opts, providers=list(providers)
-        )
+        tokenizer_file = self.bundle / pp["tokenizer_file"]
+        if not tokenizer_file.is_file():
+            raise BundleError(f"{self.bundle} lacks {pp['tokenizer_file']}: copy the whole folder export.py wrote.")
+        self.tokenizer = load_tokenizer(tokenizer_file, self.max_length)
+        self.session = open_session(self.bundle / self.metadata["model_file"], providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def run(self, encodings: Sequence[Any]) -> np.ndarray:
@@ -124,6 +212,8 @@ class _Bundle:
 
 class OnnxTextClassifier(_Bundle):
     """An exported text classifier (multi-class or multi-label)."""
+
+    task = "text_classification"
 
     def predict_proba(
         self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 64
@@ -149,6 +239,8 @@ class OnnxTextClassifier(_Bundle):
 
 class OnnxTokenClassifier(_Bundle):
     """An exported token classifier (NER / POS): one tag per input word."""
+
+    task = "token_classification"
 
     def predict_proba(self, sentences: Sequence[Sequence[str] | str], batch_size: int = 32) -> list[np.ndarray]:
         """Per sentence, ``(n_words, num_labels)`` tag probabilities; words cut off by truncation get ``O``
@@ -177,18 +269,33 @@ class OnnxTokenClassifier(_Bundle):
 
 
 def load_bundle(bundle: str | Path, **kwargs: Any) -> OnnxTextClassifier | OnnxTokenClassifier:
-    """The right predictor for the bundle's task."""
-    task = json.loads((Path(bundle) / "metadata.json").read_text()).get("task")
+    """The right predictor for the bundle's task (:class:`BundleError` for anything else)."""
+    task = read_metadata(bundle).get("task")
     if task == "token_classification":
         return OnnxTokenClassifier(bundle, **kwargs)
-    if task == "text_classification":
-        return OnnxTextClassifier(bundle, **kwargs)
-    raise ValueError(f"{bundle} is a '{task}' bundle, not a text one.")
+    return OnnxTextClassifier(bundle, **kwargs)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python loader.py <bundle folder> "text" ["more text" ...]``: one ``text, result`` line per text; a bad bundle
+    ends in one ``error:`` line and status 2."""
+    usage = 'usage: python loader.py <bundle folder> "text" ["more text" ...]'
+    if argv[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return 0
+    if len(argv) < 2:
+        print(usage, file=sys.stderr)
+        return 2
+    try:
+        results = load_bundle(argv[0]).predict(list(argv[1:]))
+    except (BundleError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for text, result in zip(argv[1:], results):
+        print(f"{text}\t{result}")
+    return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
-        sys.exit('usage: python loader.py <bundle folder> "text" ["more text" ...]')
-    model = load_bundle(sys.argv[1])
-    for text, result in zip(sys.argv[2:], model.predict(sys.argv[2:])):
-        print(f"{text}\t{result}")
+    if code := main(sys.argv[1:]):
+        sys.exit(code)

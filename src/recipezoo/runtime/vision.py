@@ -32,6 +32,93 @@ _RESAMPLE = {
 }
 
 
+TASKS = ("image_classification",)  # the tasks this loader serves (metadata.json's "task")
+
+
+class BundleError(ValueError):
+    """A path this loader cannot serve: missing, not an export folder, another task's bundle, a damaged bundle."""
+
+
+def read_metadata(
+    bundle: str | Path, tasks: Sequence[str] = TASKS, required: Sequence[str] = (), files: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The ``metadata.json`` of an ONNX bundle folder, checked before anything is opened.
+
+    Args:
+        bundle: the folder ``scripts/export.py`` wrote.
+        tasks: the tasks this loader serves (a bundle whose metadata names no task is accepted).
+        required: metadata keys the caller reads.
+        files: files the caller reads besides the model file.
+
+    Raises:
+        BundleError: one line saying what ``bundle`` is instead (missing, a file, a folder without metadata.json,
+            another task's or format's bundle, a bundle missing a file) and what to pass.
+    """
+    p = Path(bundle).expanduser()
+    export = "pass the folder scripts/export.py wrote (it holds metadata.json and model.onnx)"
+    if not p.exists():
+        raise BundleError(f"{p} not found; {export}.")
+    if p.is_file():
+        if (p.parent / "metadata.json").is_file():
+            raise BundleError(f"{p} is a file; pass the bundle folder that holds it: {p.parent}")
+        if p.suffix == ".ckpt":
+            raise BundleError(
+                f"{p} is a checkpoint, not an export bundle; export it first (scripts/export.py ckpt={p} "
+                "format=onnx) or predict from it with scripts/predict.py."
+            )
+        raise BundleError(f"{p} is a file, not a bundle folder; {export}.")
+    meta_file = p / "metadata.json"
+    if not meta_file.is_file():
+        inner = sorted(p.glob("*/metadata.json")) + sorted(p.glob("export/*/metadata.json"))
+        hint = f"; the bundle inside it is {inner[0].parent}" if inner else f"; {export}"
+        raise BundleError(f"{p} holds no metadata.json, so it is not an export bundle{hint}.")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise BundleError(
+            f"{meta_file} is damaged ({type(e).__name__}); copy the bundle again or re-export it."
+        ) from None
+    if not isinstance(meta, dict):
+        raise BundleError(f"{meta_file} holds no bundle metadata; {export}.")
+    task, fmt = meta.get("task"), meta.get("format", "onnx")
+    if task is not None and task not in tasks:
+        own = p / "loader.py"
+        where = f": python {own} ..." if own.is_file() else " (scripts/predict.py reads every task's bundle)"
+        raise BundleError(
+            f"{p} holds a model for '{task}', not {' or '.join(tasks)}; use that bundle's own loader{where}"
+        )
+    if fmt != "onnx":
+        raise BundleError(
+            f"{p} is a {fmt} bundle; this loader runs ONNX bundles (export with format=onnx, or predict from this "
+            "one with scripts/predict.py)."
+        )
+    missing = [k for k in ("model_file", *required) if k not in meta]
+    if missing:
+        raise BundleError(
+            f"{meta_file} lacks {', '.join(missing)}: a bundle of another recipezoo version? Re-export it."
+        )
+    absent = [f for f in (meta["model_file"], *files) if not (p / f).is_file()]
+    if absent:
+        raise BundleError(f"{p} lacks {', '.join(absent)}: copy the whole folder that scripts/export.py wrote.")
+    return meta
+
+
+def open_session(path: str | Path, providers: Sequence[str]) -> Any:
+    """An onnxruntime session on ``path`` (warnings off); a file onnxruntime cannot read raises :class:`BundleError`."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=list(providers))
+    except Exception as e:  # onnxruntime's own error types (InvalidProtobuf, Fail...) live in a private module
+        text = (str(e).strip().splitlines() or [""])[0]
+        reason = text if 0 < len(text) <= 160 else type(e).__name__
+        raise BundleError(
+            f"cannot open {path} with onnxruntime ({reason}); copy the bundle again or re-export it."
+        ) from None
+
+
 def preprocess(image: Any, pp: dict[str, Any]) -> np.ndarray:
     """A path or PIL image -> normalised ``(C, H, W)`` float32 array, as the model saw in training.
 
@@ -85,13 +172,11 @@ class OnnxImageClassifier:
     """
 
     def __init__(self, bundle: str | Path, providers: Sequence[str] = ("CPUExecutionProvider",)) -> None:
-        import onnxruntime as ort
-
-        self.bundle = Path(bundle)
-        self.metadata = json.loads((self.bundle / "metadata.json").read_text())
+        self.bundle = Path(bundle).expanduser()
+        self.metadata = read_metadata(self.bundle, required=("labels", "preprocessing"))
         self.labels: list[str] = self.metadata["labels"]
         self.preprocessing: dict[str, Any] = self.metadata["preprocessing"]
-        self.session = ort.InferenceSession(str(self.bundle / self.metadata["model_file"]), providers=list(providers))
+        self.session = open_session(self.bundle / self.metadata["model_file"], providers)
         self.input_name = self.session.get_inputs()[0].name
 
     def predict_proba(self, images: Sequence[Any], batch_size: int = 64) -> np.ndarray:
@@ -108,9 +193,27 @@ class OnnxImageClassifier:
         return [(self.labels[int(i)], float(p[i])) for p, i in zip(proba, proba.argmax(-1))]
 
 
-if __name__ == "__main__":
-    if len(sys.argv) < 3:
-        sys.exit("usage: python loader.py <bundle folder> <image> [<image> ...]")
-    clf = OnnxImageClassifier(sys.argv[1])
-    for path, (label, p) in zip(sys.argv[2:], clf.predict(sys.argv[2:])):
+def main(argv: Sequence[str]) -> int:
+    """``python loader.py <bundle folder> <image> [<image> ...]``: one ``path, label, probability`` line per image;
+    a bad bundle or image ends in one ``error:`` line and status 2."""
+    usage = "usage: python loader.py <bundle folder> <image> [<image> ...]"
+    if argv[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return 0
+    if len(argv) < 2:
+        print(usage, file=sys.stderr)
+        return 2
+    try:
+        clf = OnnxImageClassifier(argv[0])
+        results = clf.predict(list(argv[1:]))
+    except (BundleError, OSError) as e:  # OSError: a missing or unreadable image (Pillow's error is one)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for path, (label, p) in zip(argv[1:], results):
         print(f"{path}\t{label}\t{p:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    if code := main(sys.argv[1:]):
+        sys.exit(code)
