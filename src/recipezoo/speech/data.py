@@ -438,7 +438,7 @@ class AudioClassificationDataModule(SpeechDataModule):
         if self.uses_label_folders():
             return (
                 f"{root}: expected one sub-folder per class (root/<label>/*.wav), or root/{{train,val,test}}/<label>/,"
-                " or a data.pattern naming the label in file names (e.g. data.pattern='{label}_{speaker}_{index}.wav')."
+                " or a data.pattern naming the label in file names (e.g. 'data.pattern="{label}_{speaker}_{index}.wav"')."
             )
         return super()._layout_hint(root)
 
