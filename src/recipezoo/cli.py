@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from recipezoo.core.errors import ConfigError, OutputExistsError, UserError, close_matches
+from recipezoo.core.errors import CheckpointError, ConfigError, OutputExistsError, UserError, close_matches
 
 log = logging.getLogger("recipezoo")
 
@@ -275,6 +275,10 @@ def user_error_in(exc: BaseException) -> UserError | None:
     while exc is not None and seen < 20:
         if isinstance(exc, UserError):
             return exc
+        if type(exc).__name__ == "BundleError":
+            # The torch-free bundle runtimes (copied into bundles as loader.py, so they cannot import recipezoo's
+            # errors) raise their own ValueError subclass for a bundle that is damaged or of another kind.
+            return CheckpointError(str(exc))
         if type(exc).__name__ != "InstantiationException":
             return None
         exc = exc.__cause__ or exc.__context__
