@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from recipezoo.core.errors import DataError
+from recipezoo.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,13 @@ SPLIT_ALIASES = {
     "test": "test",
     "testing": "test",
 }
+
+
+def check_split(split: str) -> str:
+    """``split`` when it is ``train``, ``val`` or ``test``; else a :class:`ConfigError` naming them."""
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split '{split}'; choose one of {', '.join(SPLITS)}.")
+    return split
 
 
 def canonical_split(name: Any) -> str | None:

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from recipezoo.core.data import loader_settings
 from recipezoo.core.errors import ConfigError, DataError
-from recipezoo.data.splits import SPLITS
+from recipezoo.data.splits import SPLITS, check_split
 from recipezoo.fraud.datasets import SAMPLERS, collate_rows, train_sampler
 from recipezoo.fraud.datasets import GatherRows as _GatherRows
 from recipezoo.fraud.stages import POSITIVE_WORDS, binary_target, check_columns, feature_columns, read_table, split_rows
@@ -365,13 +365,7 @@ class TabularDataModule(L.LightningDataModule):
         """The raw rows of a split, every column included, in the order of ``eval_dataloader(split)``."""
         self.setup()
         assert self._frame is not None
-        return self._frame.iloc[self.split_indices[self._check_split(split)]].reset_index(drop=True)
-
-    @staticmethod
-    def _check_split(split: str) -> str:
-        if split not in SPLITS:
-            raise ConfigError(f"unknown split '{split}'; choose one of {', '.join(SPLITS)}.")
-        return split
+        return self._frame.iloc[self.split_indices[check_split(split)]].reset_index(drop=True)
 
     # -- loaders ----------------------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
@@ -393,7 +387,7 @@ class TabularDataModule(L.LightningDataModule):
         """Any split in a fixed order, never shuffled or resampled: for validation, evaluation and prediction."""
         self.setup()
         return DataLoader(
-            _GatherRows(*self.datasets[self._check_split(split)].tensors),
+            _GatherRows(*self.datasets[check_split(split)].tensors),
             batch_size=self.batch_size,
             shuffle=False,
             collate_fn=collate_rows,

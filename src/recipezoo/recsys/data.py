@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader
 
 from recipezoo.core.data import loader_settings
 from recipezoo.core.errors import ConfigError, DataError, close_matches
-from recipezoo.data.splits import SPLITS
+from recipezoo.data.splits import SPLITS, check_split
 from recipezoo.recsys.cleaning import (
     DUPLICATES,
     canonical_ids,
@@ -643,11 +643,6 @@ class InteractionsDataModule(L.LightningDataModule):
         return self._popularity.copy()
 
     # -- loaders --------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _check_split(split: str) -> str:
-        if split not in SPLITS:
-            raise ConfigError(f"unknown split '{split}'; choose one of {', '.join(SPLITS)}.")
-        return split
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
@@ -666,7 +661,7 @@ class InteractionsDataModule(L.LightningDataModule):
     def eval_dataloader(self, split: str) -> DataLoader:
         """Any split in a fixed order: ranking rows (implicit feedback) or rating rows (explicit)."""
         self.setup()
-        split = self._check_split(split)
+        split = check_split(split)
         ds = RatingRows(self, split) if self.feedback == "explicit" else RankingRows(self, split)
         return DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, collate_fn=collate, **self.loader_kwargs)
 

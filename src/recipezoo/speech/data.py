@@ -47,7 +47,7 @@ from recipezoo.core.data import loader_settings
 from recipezoo.core.errors import ConfigError, DataError, close_matches
 from recipezoo.data import folders as F
 from recipezoo.data import tables as T
-from recipezoo.data.splits import SPLIT_ALIASES, SPLITS, natural_key
+from recipezoo.data.splits import SPLIT_ALIASES, SPLITS, check_split, natural_key
 from recipezoo.speech import sources, stages, synthetic
 from recipezoo.speech.datasets import (
     AudioDataset,
@@ -346,16 +346,11 @@ class SpeechDataModule(L.LightningDataModule):
         }
 
     # -- loaders -------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _check_split(split: str) -> str:
-        if split not in SPLITS:
-            raise ConfigError(f"unknown split '{split}'; choose one of {', '.join(SPLITS)}.")
-        return split
 
     def eval_dataloader(self, split: str) -> DataLoader:
         """Any split in a fixed order without augmentation: for validation, evaluation and prediction."""
         self.setup()
-        ds = self.datasets[self._check_split(split)]
+        ds = self.datasets[check_split(split)]
         return DataLoader(ds, batch_size=self.batch_size, shuffle=False, collate_fn=collate, **self.loader_kwargs)
 
     def val_dataloader(self) -> DataLoader:
@@ -438,7 +433,8 @@ class AudioClassificationDataModule(SpeechDataModule):
         if self.uses_label_folders():
             return (
                 f"{root}: expected one sub-folder per class (root/<label>/*.wav), or root/{{train,val,test}}/<label>/,"
-                " or a data.pattern naming the label in file names (e.g. 'data.pattern="{label}_{speaker}_{index}.wav"')."
+                " or a data.pattern naming the label in file names"
+                """ (e.g. 'data.pattern="{label}_{speaker}_{index}.wav"')."""
             )
         return super()._layout_hint(root)
 
