@@ -46,8 +46,9 @@ def _instantiate_all(node: DictConfig | dict | None) -> list[Any]:
 
 
 def is_ddp_child() -> bool:
-    """True in the processes Lightning's DDP launcher starts for ranks other than 0."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+    """True in the processes of ranks other than 0: started by Lightning's DDP launcher, or by torchrun / SLURM on
+    any node (``RANK`` and ``GROUP_RANK`` are torchrun's, ``NODE_RANK`` Lightning's and SLURM's)."""
+    return any(int(os.environ.get(k, "0") or 0) > 0 for k in ("LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "RANK"))
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:
