@@ -20,6 +20,7 @@ from recipezoo.cli import (  # noqa: E402
     check_run_dir,
     compose_checked,
     exit_on_user_error,
+    expand_home,
     print_recipes,
 )
 
@@ -49,5 +50,6 @@ if __name__ == "__main__":
     if sys.argv[1:] in (["list"], ["--list"]):
         print_recipes(ROOT / "recipes")
         sys.exit(0)
+    sys.argv[1:] = expand_home(sys.argv[1:])  # before Hydra reads them: it cannot parse a '~' in a value
     preflight(sys.argv[1:])
     main()

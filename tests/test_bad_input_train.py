@@ -158,6 +158,16 @@ def test_error_inside_instantiate_is_one_line(tmp_path: Path) -> None:
     fix_accepted("backbone.name=resnet18", tmp_path)
 
 
+def test_home_folder_in_a_value_as_the_readme_types_it(tmp_path: Path) -> None:
+    """``data.root=~/photos``: bash leaves the ``~`` alone and Hydra cannot parse it; train.py expands it, so the
+    mistake left is the real one (the folder does not exist), named with the expanded path."""
+    missing = f"recipezoo-no-such-folder-{tmp_path.name}"
+    run = tmp_path / "run"
+    proc = cli(f"+recipe=vision/imagefolder_finetune data.root=~/{missing} {FAST} hydra.run.dir={run}", cwd=tmp_path)
+    assert_user_error(proc, "image folder not found", str(Path.home() / missing))
+    assert not (run / "checkpoints").exists()
+
+
 def test_lightning_refuses_a_trainer_setting(tmp_path: Path) -> None:
     """A MisconfigurationException from the Trainer's construction is one line, not Hydra's wrapper."""
     proc = cli(f"+trainer.strategy=ddpp {FAST} hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,6 +56,18 @@ def check_recipe_args(argv: Sequence[str], recipes_dir: Path) -> None:
                 raise ConfigError(
                     f"unknown recipe '{one}'.{close_matches(one, names)} List them with: python train.py list"
                 )
+
+
+def expand_home(argv: Sequence[str]) -> list[str]:
+    """``key=~/photos`` with ``~`` expanded to the home folder: bash leaves a ``~`` after ``=`` in an argument alone,
+    and Hydra's override grammar cannot read it, so the README's ``data.root=~/photos`` would otherwise fail."""
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if eq and not key.startswith("-") and (value == "~" or value.startswith("~/")):
+            arg = f"{key}={os.path.expanduser(value)}"
+        out.append(arg)
+    return out
 
 
 def explicit_run_dir(argv: Sequence[str]) -> Path | None:
