@@ -7,9 +7,15 @@ out-of-vocabulary), ``y`` float32 ``(B,)`` with 1 for the positive (fraud) class
 preprocessing into checkpoints and exports, and :meth:`TabularDataModule.restore` reuses it instead of refitting.
 With ``synthetic=True`` it generates a transaction table with a rare, drifting fraud class instead of reading a file.
 
-The DataModule only orchestrates: reading, the column check, the binary target, the split and the feature columns are
-the pure stages of :mod:`recipezoo.fraud.stages` (on top of :mod:`recipezoo.data`), the synthetic twin is
-:mod:`recipezoo.fraud.synthetic`, and the batch gathering and training sampler are :mod:`recipezoo.fraud.datasets`.
+Columns that must not be features (row keys such as a policy or transaction number, row numbers, raw dates) are
+detected on the training split, left out of the features of every model (the GBDT baseline included), named in one
+log line with the way to keep them (``keep_columns``), and recorded in ``info["excluded_columns"]`` and in the
+preprocessing's ``dropped``, so prediction and exported bundles read the same features.
+
+The DataModule only orchestrates: reading, the column check, the binary target, the split, the feature columns and
+the excluded columns are the pure stages of :mod:`recipezoo.fraud.stages` (on top of :mod:`recipezoo.data`), the
+synthetic twin is :mod:`recipezoo.fraud.synthetic`, and the batch gathering and training sampler are
+:mod:`recipezoo.fraud.datasets`.
 """
 
 from __future__ import annotations
@@ -30,7 +36,16 @@ from recipezoo.core.errors import ConfigError, DataError
 from recipezoo.data.splits import SPLITS, check_split
 from recipezoo.fraud.datasets import SAMPLERS, collate_rows, train_sampler
 from recipezoo.fraud.datasets import GatherRows as _GatherRows
-from recipezoo.fraud.stages import POSITIVE_WORDS, binary_target, check_columns, feature_columns, read_table, split_rows
+from recipezoo.fraud.stages import (
+    POSITIVE_WORDS,
+    binary_target,
+    check_columns,
+    excluded_columns,
+    exclusion_message,
+    feature_columns,
+    read_table,
+    split_rows,
+)
 from recipezoo.fraud.synthetic import make_synthetic_frame
 from recipezoo.runtime.tabular import SCALINGS, MissingColumnsError, PreprocessingError, TabularPreprocessor
 
@@ -54,9 +69,12 @@ class TabularDataModule(L.LightningDataModule):
             ``numeric_columns``.
         group_column: split by groups of this column (when there is no time column). Not a feature unless listed.
         id_column: a row id kept for prediction output, never a feature.
-        numeric_columns: columns forced to be numeric; unlisted columns have their type detected.
-        categorical_columns: columns forced to be categorical.
+        numeric_columns: columns forced to be numeric; unlisted columns have their type detected. Never excluded.
+        categorical_columns: columns forced to be categorical. Never excluded.
         drop_columns: columns that are not features.
+        keep_columns: columns kept as features although they look like row keys or raw dates (which are otherwise
+            excluded: see :func:`recipezoo.fraud.stages.exclusion_reason`); also makes a time or group column a
+            feature.
         scaling: ``standard`` or ``quantile`` (robust to heavy tails such as amounts).
         min_category_count: categories seen fewer times in training share index 0 with unseen ones.
         max_categories: the largest vocabulary per categorical column.
@@ -88,6 +106,7 @@ class TabularDataModule(L.LightningDataModule):
         numeric_columns: Sequence[str] | None = None,
         categorical_columns: Sequence[str] | None = None,
         drop_columns: Sequence[str] = (),
+        keep_columns: Sequence[str] = (),
         scaling: str = "standard",
         min_category_count: int = 5,
         max_categories: int = 1000,
@@ -112,6 +131,7 @@ class TabularDataModule(L.LightningDataModule):
         self.numeric_columns = list(numeric_columns) if numeric_columns is not None else None
         self.categorical_columns = list(categorical_columns) if categorical_columns is not None else None
         self.drop_columns = list(drop_columns or [])
+        self.keep_columns = list(keep_columns or [])
         self.scaling, self.min_category_count, self.max_categories = scaling, int(min_category_count), max_categories
         self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
         self.sampler, self.sampler_ratio = sampler, float(sampler_ratio)
@@ -123,6 +143,8 @@ class TabularDataModule(L.LightningDataModule):
         self._check_settings()
 
         self.preprocessor: TabularPreprocessor | None = None
+        # Candidate columns left out as row keys or raw dates: {column: why}.
+        self.excluded: dict[str, str] = {}
         self._restored = False
         self.datasets: dict[str, TensorDataset] = {}
         self.split_indices: dict[str, np.ndarray] = {}
@@ -153,6 +175,9 @@ class TabularDataModule(L.LightningDataModule):
             raise ConfigError(
                 f"column(s) {', '.join(both)} are in both data.numeric_columns and data.categorical_columns."
             )
+        both = sorted(set(self.keep_columns) & set(self.drop_columns))
+        if both:
+            raise ConfigError(f"column(s) {', '.join(both)} are in both data.keep_columns and data.drop_columns.")
         special = {"target": self.target, "time_column": self.time_column, "group_column": self.group_column}
         special["id_column"] = self.id_column
         named = [(k, v) for k, v in special.items() if v]
@@ -175,6 +200,8 @@ class TabularDataModule(L.LightningDataModule):
             except PreprocessingError as e:
                 raise DataError(f"the checkpoint's preprocessing cannot be used: {e}") from None
             self._restored = True
+            # Checkpoints from before the exclusion of row keys have no such entry: nothing was excluded.
+            self.excluded = dict(info.get("excluded_columns") or {})
         if info.get("positive_label") is not None:
             self.positive_label = info["positive_label"]
 
@@ -220,9 +247,13 @@ class TabularDataModule(L.LightningDataModule):
             target=self.target,
             id_column=self.id_column,
             drop_columns=self.drop_columns,
-            explicit=[*(self.numeric_columns or []), *(self.categorical_columns or [])],
+            explicit=self._explicit_features(),
             position_columns=(time_column, group_column),
         )
+
+    def _explicit_features(self) -> list[str]:
+        """The columns the settings make features: never excluded."""
+        return [*(self.numeric_columns or []), *(self.categorical_columns or []), *self.keep_columns]
 
     # -- Lightning hooks --------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -235,9 +266,12 @@ class TabularDataModule(L.LightningDataModule):
             self.target,
             where=where,
             named={key: getattr(self, key) for key in ("time_column", "group_column", "id_column")},
-            listed={key: getattr(self, key) for key in ("numeric_columns", "categorical_columns", "drop_columns")},
-            # The synthetic twin generates the listed numeric and categorical columns, but none to drop.
-            optional=("drop_columns",) if self.synthetic else (),
+            listed={
+                key: getattr(self, key)
+                for key in ("numeric_columns", "categorical_columns", "drop_columns", "keep_columns")
+            },
+            # The synthetic twin generates the listed numeric and categorical columns, but none to drop or keep.
+            optional=("drop_columns", "keep_columns") if self.synthetic else (),
         )
         frame, y, self.positive_label = binary_target(
             frame, self.target, self.positive_label, where=where, restored=self._restored
@@ -279,6 +313,13 @@ class TabularDataModule(L.LightningDataModule):
 
         features = self._feature_candidates(frame)
         train_frame = frame.iloc[parts["train"]]
+        if self.preprocessor is None:
+            # In the file's row order: a row number or a sorted counter shows itself by rising row by row.
+            in_order = frame.iloc[np.sort(parts["train"])]
+            self.excluded = excluded_columns(in_order, features, keep=self._explicit_features())
+            if self.excluded:
+                log.warning(exclusion_message(self.excluded))
+                features = [c for c in features if c not in self.excluded]
         try:
             if self.preprocessor is None:
                 self.preprocessor = TabularPreprocessor.fit(
@@ -289,6 +330,7 @@ class TabularDataModule(L.LightningDataModule):
                     max_categories=self.max_categories,
                     min_category_count=self.min_category_count,
                     log=log,
+                    left_out=self.excluded,
                 )
             else:
                 log.info("Using the checkpoint's preprocessing (not refitted): %r", self.preprocessor)
@@ -323,7 +365,9 @@ class TabularDataModule(L.LightningDataModule):
 
         Keys: ``preprocessing`` (the preprocessor's ``to_dict()``), ``n_num``, ``n_cat``, ``cardinalities``,
         ``numeric_features``, ``categorical_features``, ``pos_weight`` (negatives / positives in train),
-        ``positive_rate`` (in train), ``positive_label``, ``target``, ``id_column``, ``sampler``, ``split_counts``.
+        ``positive_rate`` (in train), ``positive_label``, ``target``, ``id_column``, ``sampler``, ``split_counts``,
+        ``excluded_columns`` (candidate columns left out as row keys or raw dates, with why; also in the
+        preprocessing's ``dropped``).
         """
         self.setup()
         assert self.preprocessor is not None and self._y is not None
@@ -343,6 +387,7 @@ class TabularDataModule(L.LightningDataModule):
             "target": self.target,
             "id_column": self.id_column,
             "sampler": self.sampler,
+            "excluded_columns": dict(self.excluded),
             "split_counts": {
                 s: {"rows": int(len(idx)), "positives": int(self._y[idx].sum())}
                 for s, idx in self.split_indices.items()

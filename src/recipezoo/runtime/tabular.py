@@ -385,6 +385,7 @@ class TabularPreprocessor:
         min_category_count: int = 5,
         log: logging.Logger | None = None,
         n_quantiles: int = 101,
+        left_out: Mapping[str, str] | None = None,
     ) -> TabularPreprocessor:
         """Fit on the training rows.
 
@@ -401,6 +402,8 @@ class TabularPreprocessor:
             log: where to report detected types, dropped columns and missing values (this module's logger by
                 default).
             n_quantiles: training quantiles stored per column for ``quantile`` scaling.
+            left_out: columns the caller left out of ``columns`` (row keys, raw dates) and why: recorded in
+                ``dropped`` beside the columns dropped here, so a saved preprocessor says what it does not read.
 
         Raises:
             MissingColumnsError: a column named in ``numeric`` or ``categorical`` is absent.
@@ -467,7 +470,7 @@ class TabularPreprocessor:
             len(cat_specs),
             {s["name"]: len(s["vocab"]) + 1 for s in cat_specs},
         )
-        return cls(num_specs, cat_specs, scaling, dropped)
+        return cls(num_specs, cat_specs, scaling, {**dict(left_out or {}), **dropped})
 
     # -- transforming -------------------------------------------------------------------------------------------
     def transform(self, columns: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -562,7 +565,8 @@ class TabularPreprocessor:
 
     @property
     def dropped(self) -> list[str]:
-        """Columns dropped at fit time (constant, or no frequent category); ``dropped_reasons`` says why."""
+        """Columns dropped at fit time (constant, or no frequent category) or excluded by the caller (row keys, raw
+        dates); ``dropped_reasons`` says why."""
         return list(self._dropped)
 
     @property
