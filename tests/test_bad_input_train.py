@@ -56,8 +56,8 @@ CASES = [
     ("speech-typo", "+recipe=speech/asr_ctc data.manfest=train.tsv", ["data.manfest"], "data.manifest",
      "+recipe=speech/asr_ctc data.manifest=train.tsv"),
     ("remove-unknown", "~trainer.foo", ["trainer.foo"], "", ""),
-    ("trainer-argument-the-config-does-not-set", "trainer.strategy=ddp_spawn", ["'trainer.strategy'"],
-     "+trainer.strategy=ddp_spawn", "+trainer.strategy=ddp_spawn"),
+    ("trainer-argument-the-config-does-not-set", "trainer.detect_anomaly=true", ["'trainer.detect_anomaly'"],
+     "+trainer.detect_anomaly=true", "+trainer.detect_anomaly=true"),
     ("unknown-trainer-option", "trainer=gpux", ["unknown trainer 'gpux'"], "cpu", "trainer=cpu"),
     # -- wrong types and ranges: what the key accepts, and a valid override
     ("vision-epochs-not-a-number", "trainer.max_epochs=abc", ["trainer.max_epochs='abc'", "whole number"],
