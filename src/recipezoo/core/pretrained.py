@@ -12,6 +12,11 @@ The value is parsed once, by :func:`parse_pretrained`, into a typed :class:`Pret
 resolve ``default`` and ``hub`` with their own library; local files all go through :func:`load_state_dict` and
 :func:`load_into`, which check every key and shape and re-initialise the classifier head when the label count
 differs.
+
+A file written by another library names the same tensors differently. :func:`load_into` renames its keys with an
+explicit key map first (:func:`parse_key_map`: prefix and regular-expression renames), and when the names still do
+not fit, pairs the file's tensors with the model's by order and shape, strictly: every tensor of the model outside
+the classifier head must find its partner, of the same shape, at the same position.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import logging
 import os
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -283,28 +288,240 @@ def _strip_prefixes(state: dict[str, torch.Tensor], target_keys: set[str], depth
     return best
 
 
+@dataclass(frozen=True)
+class KeyRule:
+    """One entry of a key map (see :func:`parse_key_map`).
+
+    Attributes:
+        old: the entry as written: a key prefix, or ``re:PATTERN``.
+        new: what replaces the prefix or each match of the pattern.
+        pattern: the compiled pattern of a ``re:`` entry; None for a prefix.
+    """
+
+    old: str
+    new: str
+    pattern: re.Pattern[str] | None = None
+
+    def apply(self, key: str) -> tuple[str, bool]:
+        """The renamed key, and whether this entry changed anything."""
+        if self.pattern is not None:
+            renamed, n = self.pattern.subn(self.new, key)
+            return renamed, n > 0
+        if key.startswith(self.old):
+            return self.new + key[len(self.old) :], True
+        return key, False
+
+
+def parse_key_map(key_map: Any, option: str = "backbone.key_map") -> list[KeyRule]:
+    """Parse a key map: renames applied, in order, to every key of a weights file before it is matched.
+
+    Each entry is ``old -> new``. A plain ``old`` is a prefix: a key starting with it has that start replaced by
+    ``new`` (``"_blocks." -> "blocks."``; ``new`` may be empty to drop the prefix). An ``old`` written ``re:PATTERN``
+    is a regular expression: every match in the key is replaced by ``new``, which may refer to groups as ``\\1``
+    (:func:`re.sub`). Every entry applies to the result of the ones before it.
+
+    Args:
+        key_map: None / empty (no renames), a mapping ``{old: new}`` (in order), a list of ``[old, new]`` pairs, or a
+            single ``[old, new]`` pair.
+        option: the setting's name, for messages.
+
+    Raises:
+        ConfigError: an entry of another form, an empty ``old``, or a pattern that is not a regular expression.
+    """
+    if key_map is None or key_map is False or (isinstance(key_map, (str, Mapping, Sequence)) and not key_map):
+        return []
+    syntax = (
+        f'{option} takes a list of [old, new] pairs, e.g. {option}=\'[["_blocks.","blocks."],["re:^_(.*)$","\\1"]]\' '
+        "(a plain old is a key prefix; re:PATTERN is a regular expression and new may use its groups as \\1)"
+    )
+    if isinstance(key_map, Mapping):
+        pairs: list[Any] = list(key_map.items())
+    elif isinstance(key_map, Sequence) and not isinstance(key_map, str):
+        is_pair = len(key_map) == 2 and all(isinstance(x, str) for x in key_map)
+        pairs = [key_map] if is_pair else list(key_map)
+    else:
+        raise ConfigError(f"{option}={key_map!r} is not understood: {syntax}.")
+    rules: list[KeyRule] = []
+    for pair in pairs:
+        if isinstance(pair, Mapping) and len(pair) == 1:  # a YAML list of one-key mappings: - {"_blocks.": blocks.}
+            pair = next(iter(pair.items()))
+        ok = isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2
+        old, new = pair if ok else (None, None)
+        new = "" if new is None else new
+        if not (isinstance(old, str) and old and isinstance(new, str)):
+            raise ConfigError(f"{option} entry {pair!r} is not an [old, new] pair of strings: {syntax}.")
+        if old.startswith("re:"):
+            try:
+                pattern = re.compile(old[3:])
+                pattern.sub(new, "")  # checks the replacement's escapes and group numbers before any key is renamed
+            except re.error as e:
+                raise ConfigError(
+                    f"{option} entry [{old!r}, {new!r}] is not a valid regular expression and replacement ({e})."
+                ) from None
+            rules.append(KeyRule(old, new, pattern))
+        else:
+            rules.append(KeyRule(old, new))
+    return rules
+
+
+def rename_keys(
+    state: dict[str, torch.Tensor], key_map: Any, source: str = "pretrained weights", option: str = "backbone.key_map"
+) -> dict[str, torch.Tensor]:
+    """``state`` with its keys renamed by ``key_map`` (see :func:`parse_key_map`), in the file's order.
+
+    Raises:
+        ConfigError: the key map is malformed.
+        PretrainedError: two keys of the file get the same name.
+    """
+    rules = parse_key_map(key_map, option)
+    if not rules:
+        return state
+    hits = [0] * len(rules)
+    renamed: dict[str, torch.Tensor] = {}
+    origin: dict[str, str] = {}
+    for key, value in state.items():
+        new = key
+        for i, rule in enumerate(rules):  # each entry renames the result of the ones before it
+            new, changed = rule.apply(new)
+            hits[i] += changed
+        if new in renamed:
+            raise PretrainedError(
+                f"{option} gives two keys of {source} the same name: {origin[new]} and {key} both become {new}."
+            )
+        renamed[new], origin[new] = value, key
+    changed = [(k, v) for v, k in origin.items() if k != v]
+    shown = ", ".join(f"{k} -> {v}" for k, v in changed[:3]) + (" ..." if len(changed) > 3 else "")
+    log.info("%s renamed %d of the %d keys of %s: %s", option, len(changed), len(state), source, shown or "none")
+    for rule, n in zip(rules, hits, strict=True):
+        if not n:
+            log.warning("%s entry %r renamed no key of %s.", option, rule.old, source)
+    return renamed
+
+
+def _is_counter(key: str) -> bool:
+    # BatchNorm's step counter: an integer, absent from many libraries' files, and no weight.
+    return key.endswith("num_batches_tracked")
+
+
+def _pair_by_order(
+    own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], is_head: Callable[[str], bool]
+) -> tuple[list[tuple[str, str]] | None, str]:
+    """Pair the file's tensors with the model's by position and shape: ``([(file key, model key)], "")`` or
+    ``(None, why not)``.
+
+    Strict: BatchNorm counters aside, the file holds exactly the model's tensors in the model's order, either with a
+    classifier head (whose class count may differ: only its other dimensions must agree) or without one; every pair
+    has the same shape and kind (floating point or integer). A file whose keys are sorted by name (safetensors
+    files are) has lost the network's order and is not paired.
+    """
+    everything = [k for k in own if not _is_counter(k)]
+    body = [k for k in everything if not is_head(k)]
+    keys = [k for k in state if not _is_counter(k)]
+    if len(keys) > 1 and keys == sorted(keys) and everything != sorted(everything):
+        return (
+            None,
+            "the file's keys are sorted by name (as in .safetensors files), so their order is not the network's",
+        )
+    if len(keys) == len(everything):
+        targets = everything
+    elif len(keys) == len(body):
+        targets = body
+    else:
+        head = len(everything) - len(body)
+        return None, f"the file has {len(keys)} tensors, the model {len(body)} (and {head} in its classifier head)"
+    pairs = list(zip(keys, targets, strict=True))
+    for i, (f, m) in enumerate(pairs):
+        fs, ms = tuple(state[f].shape), tuple(own[m].shape)
+        fits = (len(fs) == len(ms) and fs[1:] == ms[1:]) if is_head(m) else fs == ms
+        if not fits or state[f].is_floating_point() != own[m].is_floating_point():
+            return None, f"tensor {i + 1} of the file, {f} {fs}, does not fit the model's {m} {ms}"
+    # A name the model has must pair with itself: otherwise the order is not the model's (layers in another order).
+    crossed = [(f, m) for f, m in pairs if f in own and f != m]
+    if crossed:
+        f, m = crossed[0]
+        return None, f"the file's {f} would load into the model's {m}"
+    return pairs, ""
+
+
+def _example_rename(file_keys: list[str], model_keys: list[str]) -> str:
+    """A key map entry turning the file's first key into the model's, when they differ only before a common end."""
+    if file_keys and model_keys:
+        f, m = file_keys[0].split("."), model_keys[0].split(".")
+        common = 0
+        while common < min(len(f), len(m)) - 1 and f[-1 - common] == m[-1 - common]:
+            common += 1
+        if common:
+            old, new = ".".join(f[: len(f) - common]) + ".", ".".join(m[: len(m) - common]) + "."
+            return f'[["{old}","{new}"]]'
+    return '[["features.","blocks."]]'
+
+
+def _name_hint(
+    own: Mapping[str, torch.Tensor],
+    state: Mapping[str, torch.Tensor],
+    is_head: Callable[[str], bool],
+    why: str,
+    option: str | None,
+) -> str:
+    """The lines that help a user write a key map: a few keys of each side, and why they did not pair by order."""
+
+    def some(d: Mapping[str, torch.Tensor], keys: list[str]) -> str:
+        return ", ".join(f"{k} {tuple(d[k].shape)}" for k in keys[:4]) + (" ..." if len(keys) > 4 else "")
+
+    file_keys = [k for k in state if not _is_counter(k)]
+    model_keys = [k for k in own if not _is_counter(k) and not is_head(k)]
+    lines = [
+        f"  the file's keys: {some(state, file_keys)}",
+        f"  the model's keys: {some(own, model_keys)}",
+        f"  they do not pair by order and shape either: {why}.",
+    ]
+    if option:
+        example = _example_rename(file_keys, model_keys)
+        lines.append(
+            f"  If it is this network under other names, rename the file's keys with {option}, e.g. "
+            f"{option}='{example}' (a prefix) or {option}='[[\"re:^_(.*)$\",\"\\1\"]]' (a regular expression)."
+        )
+    return "\n".join(lines) + "\n"
+
+
 def load_into(
     model: nn.Module,
     state: dict[str, torch.Tensor],
     head_prefixes: tuple[str, ...] = (),
     source: str = "pretrained weights",
-) -> dict[str, list[str]]:
+    key_map: Any = None,
+    map_option: str | None = None,
+) -> dict[str, Any]:
     """Load ``state`` into ``model``, checking every key and shape.
 
     Keys under ``head_prefixes`` (the classifier) may be missing or of another shape: they keep their fresh
     initialisation, which is what transfer learning to a new label set needs. Any other missing key or shape
-    mismatch means the file is for another architecture and raises :class:`PretrainedError`, listing the keys.
+    mismatch means the file is for another architecture and raises :class:`PretrainedError`, listing the keys,
+    unless the file's tensors pair one-to-one with the model's by order and shape (see :func:`_pair_by_order`): a
+    file of the same network written by another library, loaded that way and logged.
+
+    Args:
+        model: the network to fill.
+        state: the file's tensors, in the file's order.
+        head_prefixes: the classifier's module names.
+        source: the file, for messages.
+        key_map: renames applied to the file's keys first (see :func:`parse_key_map`); None for none.
+        map_option: the setting that holds ``key_map`` (``backbone.key_map``), named in messages; None where the
+            caller has no such setting.
 
     Returns:
-        A report with the ``loaded``, ``head_reinitialised`` and ``unexpected`` keys.
+        A report with the ``loaded``, ``head_reinitialised`` and ``unexpected`` keys, and ``matched_by_order``: the
+        ``(file key, model key)`` pairs when the tensors were paired by order (empty otherwise).
     """
     own = model.state_dict()
+    if key_map is not None:
+        state = rename_keys(state, key_map, source, map_option or "key_map")
     state = _strip_prefixes(state, set(own))
 
     def is_head(k: str) -> bool:
         return any(k == p or k.startswith(p + ".") for p in head_prefixes)
 
-    missing = [k for k in own if k not in state and not is_head(k) and not k.endswith("num_batches_tracked")]
+    missing = [k for k in own if k not in state and not is_head(k) and not _is_counter(k)]
     mismatched = [
         f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
         for k in own
@@ -317,14 +534,34 @@ def load_into(
     foreign = [k for k in unexpected if k.split(".")[0] in own_top and not is_head(k)]
     if foreign:
         mismatched += [f"{k}: in the file, not in the model" for k in foreign]
+    by_order: list[tuple[str, str]] = []
     if missing or mismatched:
-        lines = [f"  mismatch {m}" for m in mismatched[:10]] + [f"  missing {k}" for k in missing[:10]]
-        more = len(missing) + len(mismatched) - len(lines)
-        raise PretrainedError(
-            f"{source} do not fit the model ({len(mismatched)} mismatched keys, {len(missing)} missing keys, "
-            f"{len(unexpected)} unexpected keys); is it a file for another architecture?\n"
-            + "\n".join(lines)
-            + (f"\n  ... and {more} more" if more > 0 else "")
+        pairs, why = _pair_by_order(own, state, is_head)
+        if pairs is None:
+            body = [k for k in own if not is_head(k) and not _is_counter(k)]
+            # Few names in common: the file is likely this network under another library's names; show both sides.
+            hint = _name_hint(own, state, is_head, why, map_option) if len(missing) * 2 > len(body) else ""
+            shown = 3 if hint else 10  # beside the hint, the first few are enough
+            lines = [f"  mismatch {m}" for m in mismatched[:shown]] + [f"  missing {k}" for k in missing[:shown]]
+            more = len(missing) + len(mismatched) - len(lines)
+            raise PretrainedError(
+                f"{source} do not fit the model ({len(mismatched)} mismatched keys, {len(missing)} missing keys, "
+                f"{len(unexpected)} unexpected keys); is it a file for another architecture?\n"
+                + hint
+                + "\n".join(lines)
+                + (f"\n  ... and {more} more" if more > 0 else "")
+            )
+        by_order = pairs
+        state = {m: state[f] for f, m in pairs}
+        unexpected = []
+        renamed = [(f, m) for f, m in pairs if f != m]
+        log.info(
+            "%s: names differ from the model's, so its %d tensors were matched to the model's by order and shape "
+            "(%d renamed, BatchNorm counters left as they are): %s",
+            source,
+            len(pairs),
+            len(renamed),
+            ", ".join(f"{f} -> {m}" for f, m in renamed[:4]) + (" ..." if len(renamed) > 4 else ""),
         )
     head = [k for k in own if is_head(k) and (k not in state or state[k].shape != own[k].shape)]
     loadable = {k: v for k, v in state.items() if k in own and k not in head}
@@ -338,4 +575,9 @@ def load_into(
             source,
             ", ".join(unexpected[:5]) + (" ..." if len(unexpected) > 5 else ""),
         )
-    return {"loaded": sorted(loadable), "head_reinitialised": head, "unexpected": unexpected}
+    return {
+        "loaded": sorted(loadable),
+        "head_reinitialised": head,
+        "unexpected": unexpected,
+        "matched_by_order": by_order,
+    }

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# The setting that renames a weights file's keys, named in messages.
+KEY_MAP_OPTION = "backbone.key_map"
 
 
 class Classifier(nn.Module):
@@ -236,7 +238,16 @@ def _last_linear(model: nn.Module) -> str:
     return name[-1]
 
 
-def _torchvision(name: str, num_classes: int, in_chans: int, pretrained: Pretrained, weights_only: bool) -> Classifier:
+def _load_file(model: nn.Module, pretrained: Pretrained, weights_only: bool, head: str, key_map: Any) -> None:
+    """Load a local weights file into ``model`` (``key_map`` renames its keys first: see
+    :func:`recipezoo.core.pretrained.parse_key_map`)."""
+    state = door.load_state_dict(str(pretrained), weights_only)
+    door.load_into(model, state, (head,), str(pretrained), key_map=key_map, map_option=KEY_MAP_OPTION)
+
+
+def _torchvision(
+    name: str, num_classes: int, in_chans: int, pretrained: Pretrained, weights_only: bool, key_map: Any = None
+) -> Classifier:
     from torchvision.models import get_model, get_model_weights
 
     if in_chans != 3:
@@ -262,13 +273,13 @@ def _torchvision(name: str, num_classes: int, in_chans: int, pretrained: Pretrai
         door.load_into(model, state, head_prefixes=(head,), source=f"{weights}")
         meta = _torchvision_meta(weights)
     elif pretrained.kind == "path":
-        door.load_into(
-            model, door.load_state_dict(str(pretrained), weights_only), head_prefixes=(head,), source=str(pretrained)
-        )
+        _load_file(model, pretrained, weights_only, head, key_map)
     return Classifier(model, head, meta)
 
 
-def _timm(name: str, num_classes: int, in_chans: int, pretrained: Pretrained, weights_only: bool) -> Classifier:
+def _timm(
+    name: str, num_classes: int, in_chans: int, pretrained: Pretrained, weights_only: bool, key_map: Any = None
+) -> Classifier:
     import timm
 
     hub = pretrained.from_hub
@@ -285,9 +296,7 @@ def _timm(name: str, num_classes: int, in_chans: int, pretrained: Pretrained, we
     head = model.default_cfg.get("classifier") or _last_linear(model)
     head = head[0] if isinstance(head, (list, tuple)) else head
     if pretrained.kind == "path":
-        door.load_into(
-            model, door.load_state_dict(str(pretrained), weights_only), head_prefixes=(head,), source=str(pretrained)
-        )
+        _load_file(model, pretrained, weights_only, head, key_map)
     cfg = timm.data.resolve_data_config(model=model)
     crop = int(cfg["input_size"][-1])
     meta = {
@@ -340,6 +349,7 @@ def create_model(
     in_chans: int = 3,
     pretrained: Any = False,
     weights_only: bool = True,
+    key_map: Any = None,
     **kwargs: Any,
 ) -> Classifier:
     """Build an image classifier by name, with optional pretrained weights.
@@ -351,11 +361,18 @@ def create_model(
         in_chans: input channels.
         pretrained: false, true (the library's default weights), a weights name / hub id, or a local file/folder.
         weights_only: load local files with ``torch.load(weights_only=True)``; set False only for trusted files.
+        key_map: renames applied to a local file's keys before they are matched: a list of ``[old, new]`` pairs (or
+            a mapping), where ``old`` is a key prefix or ``re:PATTERN`` (see
+            :func:`recipezoo.core.pretrained.parse_key_map`); None for none. A file whose names still differ loads
+            when its tensors pair with the model's one-to-one by order and shape.
         **kwargs: passed to recipezoo's own builders (e.g. ``dropout``).
     """
     if num_classes < 2:
         raise ConfigError(f"num_classes must be at least 2, got {num_classes}.")
     p = parse_pretrained(pretrained)
+    door.parse_key_map(key_map, KEY_MAP_OPTION)  # a malformed map is reported whatever the weights
+    if key_map and p.from_hub:  # (not for "none": a checkpoint rebuilds its network without the original file)
+        log.warning("%s applies to a local weights file only; ignored with backbone.pretrained=%s.", KEY_MAP_OPTION, p)
     source, bare = _resolve_source(name)
     if source == "recipezoo":
         net = MODELS[bare](num_classes, in_chans, **kwargs)
@@ -366,7 +383,7 @@ def create_model(
             )
         if p.kind == "path":
             # load_state_dict also names a missing file clearly.
-            door.load_into(net.model, door.load_state_dict(str(p), weights_only), head_prefixes=("fc",), source=str(p))
+            _load_file(net.model, p, weights_only, "fc", key_map)
         return net
     builder = _torchvision if source == "torchvision" else _timm
-    return builder(bare, num_classes, in_chans, p, weights_only)
+    return builder(bare, num_classes, in_chans, p, weights_only, key_map)
