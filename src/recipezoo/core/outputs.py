@@ -207,16 +207,7 @@ def claim_folder(
             holding files recipezoo did not write (or, without ``overwrite``, any files).
     """
     out = _expand(path)
-    reason = precious_reason(out)
-    if reason is not None:
-        raise OutputExistsError(
-            f"refusing to write into {out} ({reason}): an output folder must be one of its own; nothing was "
-            f"written. Pass {_pasteable(option, free_path(Path.cwd() / default_name))}."
-        )
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(
-            f"{out} is a file, not a folder; nothing was overwritten. Pass {_pasteable(option, free_path(out))}."
-        )
+    _refuse_unusable(out, option, default_name)
     if not out.is_dir():
         if not check_only:
             out.mkdir(parents=True)
@@ -262,10 +253,8 @@ def record_folder(path: str | os.PathLike) -> None:
         _write_manifest(out, {f: _sha256(out / f) for f in _files_under(out) if (out / f).is_file()})
 
 
-def report_folder(path: str | os.PathLike, option: str = "out", default_name: str = "measurement") -> Path:
-    """A folder that a long-running tool fills run by run (each ``train.py`` run guards its own folder); refused
-    when it is ``/``, ``~``, the current folder or above, or the checkout. Returns it, created."""
-    out = _expand(path)
+def _refuse_unusable(out: Path, option: str, default_name: str) -> None:
+    """Refuse ``/``, ``~``, the current folder or above and the checkout, and a file where a folder is wanted."""
     reason = precious_reason(out)
     if reason is not None:
         raise OutputExistsError(
@@ -276,6 +265,13 @@ def report_folder(path: str | os.PathLike, option: str = "out", default_name: st
         raise OutputExistsError(
             f"{out} is a file, not a folder; nothing was overwritten. Pass {_pasteable(option, free_path(out))}."
         )
+
+
+def report_folder(path: str | os.PathLike, option: str = "out", default_name: str = "measurement") -> Path:
+    """A folder that a long-running tool fills run by run (each ``train.py`` run guards its own folder); refused
+    when it is ``/``, ``~``, the current folder or above, or the checkout. Returns it, created."""
+    out = _expand(path)
+    _refuse_unusable(out, option, default_name)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
