@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,15 @@ from recipezoo.core.errors import ConfigError, DataError
 from recipezoo.data import folders as F
 from recipezoo.data import splits as S
 from recipezoo.data.labels import LabelMap, sort_labels
+from recipezoo.vision.cache import ImageCache, describe_bytes, estimate_bytes
 from recipezoo.vision.models import default_preprocessing
-from recipezoo.vision.transforms import Preprocessing, eval_transform, resolve_preprocessing, train_transform
+from recipezoo.vision.transforms import (
+    Preprocessing,
+    eval_transform,
+    resolve_preprocessing,
+    train_transform,
+    working_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +64,39 @@ def image_verifies(path: Path) -> bool:
         return False
 
 
-class ImageDataset(Dataset):
-    """Images (paths, arrays or PIL images) with integer labels, transformed on access."""
+def is_path(item: Any) -> bool:
+    return isinstance(item, (str, os.PathLike))
 
-    def __init__(self, items: Sequence[Any], targets: Sequence[int], transform: Any, mode: str) -> None:
+
+class ImageDataset(Dataset):
+    """Images (paths, arrays or PIL images) with integer labels, transformed on access.
+
+    With a ``cache``, image files are read through it, decoded once at shorter side ``short_side`` (the transform's
+    :func:`~recipezoo.vision.transforms.working_size`; ``draft``: JPEG draft decoding allowed, for training, see
+    :func:`~recipezoo.vision.cache.decode_reduced`); arrays and PIL images are in memory already.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[Any],
+        targets: Sequence[int],
+        transform: Any,
+        mode: str,
+        cache: ImageCache | None = None,
+        short_side: int | None = None,
+        draft: bool = False,
+    ) -> None:
         self.items, self.targets, self.transform, self.mode = items, targets, transform, mode
+        self.cache, self.short_side, self.draft = cache, short_side, draft
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.transform(open_image(self.items[i], self.mode)), self.targets[i]
+        item = self.items[i]
+        if self.cache is not None and self.short_side is not None and is_path(item):
+            return self.transform(self.cache.get(item, self.short_side, self.mode, self.draft)), self.targets[i]
+        return self.transform(open_image(item, self.mode)), self.targets[i]
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -94,6 +124,9 @@ class ImageDataModule(L.LightningDataModule):
         synthetic_classes: number of classes of the synthetic twin.
         synthetic_per_class: synthetic images per class and split.
         labels: a fixed label list (from a checkpoint); the data's labels must be among them.
+        cache_images: hold image files decoded at their working size in memory so that epochs after the first skip
+            decoding (:mod:`recipezoo.vision.cache`): ``auto`` when they fit ``cache_max_mb``, ``true``, ``false``.
+        cache_max_mb: the most memory the cache may hold (images past it are decoded every epoch).
     """
 
     def __init__(
@@ -116,6 +149,8 @@ class ImageDataModule(L.LightningDataModule):
         synthetic_classes: int = 3,
         synthetic_per_class: int = 4,
         labels: Sequence[str] | None = None,
+        cache_images: bool | str = "auto",
+        cache_max_mb: float = 2048,
     ) -> None:
         super().__init__()
         self.preprocessing: Preprocessing = resolve_preprocessing(
@@ -137,6 +172,13 @@ class ImageDataModule(L.LightningDataModule):
         )
         self.labels: list[str] | None = list(labels) if labels else None
         self.datasets: dict[str, ImageDataset] = {}
+        choice = str(cache_images).lower()
+        if choice not in ("auto", "true", "false"):
+            raise ConfigError(f"data.cache_images must be auto, true or false, got '{cache_images}'.")
+        if not isinstance(cache_max_mb, (int, float)) or cache_max_mb < 0:
+            raise ConfigError(f"data.cache_max_mb must be a number of megabytes >= 0, got '{cache_max_mb}'.")
+        self.cache_images, self.cache_max_mb = choice, float(cache_max_mb)
+        self.cache: ImageCache | None = None
 
     # -- what subclasses provide ------------------------------------------------------------------------------
     def load_splits(self) -> dict[str, tuple[list[Any], list[str]]]:
@@ -173,12 +215,58 @@ class ImageDataModule(L.LightningDataModule):
         pp = self.preprocessing
         tf_train = train_transform(pp, **self.augment)
         tf_eval = eval_transform(pp)
+        sides = {"train": working_size(pp, self.augment), "eval": working_size(pp)}
         for split, (items, names) in raw.items():
+            train = split == "train"
             self.datasets[split] = ImageDataset(
-                items, [index[n] for n in names], tf_train if split == "train" else tf_eval, pp.mode
+                items,
+                [index[n] for n in names],
+                tf_train if train else tf_eval,
+                pp.mode,
+                short_side=sides["train" if train else "eval"],
+                draft=train,  # training crops are random anyway; eval images get the eval resize's very pixels
             )
         counts = {s: len(d) for s, d in self.datasets.items()}
         log.info("%s: %d classes, %s images", self.describe(), len(self.labels or []), counts)
+        self._start_cache()
+
+    def _start_cache(self) -> None:
+        """Decide whether image files are cached (``cache_images``, the budget), say so in one line, and, when
+        DataLoader workers will read them, fill the cache now so that the workers start with it."""
+        files = {s: [it for it in ds.items if is_path(it)] for s, ds in self.datasets.items()}
+        if not any(files.values()):
+            return  # arrays and PIL images are in memory already
+        budget = int(self.cache_max_mb * 2**20)
+        channels = self.preprocessing.channels
+        need = sum(estimate_bytes(files[s], ds.short_side or 0, channels) for s, ds in self.datasets.items())
+        what = f"~{describe_bytes(need)} decoded for {sum(map(len, files.values())):,} images"
+        limit = f"data.cache_max_mb={self.cache_max_mb:g}"
+        if self.cache_images == "false":
+            log.info("image cache: off (data.cache_images=false; %s)", what)
+            return
+        if self.cache_images == "auto" and need > budget:
+            log.info("image cache: off (%s > %s; data.cache_images=true caches what fits)", what, limit)
+            return
+        self.cache = ImageCache(budget, self.preprocessing.interpolation)
+        for ds in self.datasets.values():
+            ds.cache = self.cache
+        held = f"at most {limit} of " if need > budget else ""
+        workers = self.loader_kwargs["num_workers"]
+        if not workers:
+            log.info("image cache: on, holding %s%s; the first epoch fills it", held, what)
+            return
+        start = time.perf_counter()
+        jobs = [(it, ds.short_side, ds.mode, ds.draft) for s, ds in self.datasets.items() for it in files[s]]
+        self.cache.fill(jobs, workers)
+        log.info(
+            "image cache: on, holding %s%s; filled in %.1f s (%s, %d images) before the %d DataLoader workers start",
+            held,
+            what,
+            time.perf_counter() - start,
+            describe_bytes(self.cache.nbytes),
+            len(self.cache),
+            workers,
+        )
 
     def _fit_labels(self, names: set[str]) -> None:
         """Take the data's sorted label names, or check them against the fixed list (from a checkpoint)."""
@@ -246,7 +334,8 @@ class ImageDataModule(L.LightningDataModule):
         """Any split with the eval transform (no augmentation, no shuffling): for evaluation and prediction."""
         self.setup()
         ds = self.datasets[split]
-        eval_ds = ImageDataset(ds.items, ds.targets, eval_transform(self.preprocessing), ds.mode)
+        pp = self.preprocessing
+        eval_ds = ImageDataset(ds.items, ds.targets, eval_transform(pp), ds.mode, self.cache, working_size(pp))
         return DataLoader(eval_ds, batch_size=self.batch_size, shuffle=False, **self.loader_kwargs)
 
     def train_dataloader(self) -> DataLoader:

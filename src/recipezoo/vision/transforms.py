@@ -6,6 +6,7 @@ normalise — so :mod:`recipezoo.runtime.vision` reproduces it exactly with Pill
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -66,6 +67,11 @@ def resolve_preprocessing(
     return Preprocessing(mode, int(resize_size), crop, [float(m) for m in mean], [float(s) for s in std], interpolation)
 
 
+# RandomResizedCrop's defaults in train_transform, also read by working_size.
+CROP_SCALE = (0.35, 1.0)
+CROP_RATIO = (3 / 4, 4 / 3)
+
+
 def eval_transform(pp: Preprocessing) -> v2.Compose:
     """Resize shorter side, centre-crop, scale to [0, 1], normalise: PIL image -> (C, H, W) float tensor."""
     return v2.Compose(
@@ -81,8 +87,8 @@ def eval_transform(pp: Preprocessing) -> v2.Compose:
 
 def train_transform(
     pp: Preprocessing,
-    scale: tuple[float, float] = (0.35, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    scale: tuple[float, float] = CROP_SCALE,
+    ratio: tuple[float, float] = CROP_RATIO,
     hflip: float = 0.5,
     auto_augment: str | None = None,
     color_jitter: float = 0.0,
@@ -113,3 +119,22 @@ def train_transform(
         raise ValueError(f"data.augment.auto_augment must be randaugment, trivialaugment or null, got {auto_augment!r}")
     ops += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(pp.mean, pp.std)]
     return v2.Compose(ops)
+
+
+def working_size(pp: Preprocessing, augment: dict[str, Any] | None = None) -> int:
+    """The shorter side an image can be reduced to, once, before a transform: its result is unchanged (eval) or
+    keeps its resolution (train).
+
+    For :func:`eval_transform` (``augment`` None) it is ``resize_size``, the transform's own first step: an image
+    reduced to it the same way goes through unchanged. For :func:`train_transform` (``augment`` its keyword
+    arguments) it is the side at which RandomResizedCrop's smallest, most elongated crop is still ``crop_size``
+    pixels across its short side, so every crop is only ever downscaled to the network's input, as it is from the
+    full image: ``crop_size * sqrt(R / min_scale)`` with ``R = max(max_ratio, 1 / min_ratio)`` (for a square image,
+    the worst case), e.g. 1.95 x the crop size with the default ``scale=[0.35, 1]``, ``ratio=[3/4, 4/3]``.
+    """
+    if augment is None:
+        return pp.resize_size
+    scale = augment.get("scale") or CROP_SCALE
+    ratio = augment.get("ratio") or CROP_RATIO
+    elongation = max(1.0, float(max(ratio)), 1.0 / float(min(ratio)))
+    return math.ceil(pp.crop_size * math.sqrt(elongation / max(float(min(scale)), 1e-6)) - 1e-9)
