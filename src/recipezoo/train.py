@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recipezoo.cli import user_error_in
 from recipezoo.core import checkpoint as ckpt_io
+from recipezoo.core import probe
 from recipezoo.core.errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from recipezoo.core.lean import trainer_extras
 from recipezoo.core.logs import route_lightning_logs
@@ -163,6 +164,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     trainer = build_trainer(cfg.trainer, callbacks, loggers)
     mark("trainer built")
 
+    # Fine-tuning a pretrained backbone: the linear-probe baseline and the new head's initialisation.
+    transfer = probe.before_fit(cfg, datamodule, module, trainer)
+    mark("probe done")
+
     fit_time = 0.0
     if cfg.get("train", True):
         fit_start = time.perf_counter()
@@ -185,6 +190,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             # run (e.g. gradient-boosted trees for tabular data): is deep learning worth it here?
             baseline = instantiate(cfg.baseline)(datamodule)
             log.info("Baseline: %s", ", ".join(f"{k}={v:.4f}" for k, v in sorted(baseline["test"].items())))
+    if transfer.probe is not None and trainer.is_global_zero:
+        baseline = dict(transfer.probe.summary)
+        if best and transfer.baseline_state is not None:
+            baseline["artifact"] = probe.save_baseline_checkpoint(
+                best, transfer.baseline_state, str(Path(best).with_name("baseline.ckpt"))
+            )
+        log.info("Linear probe test: %s", ", ".join(f"{k}={v:.4f}" for k, v in sorted(baseline["test"].items())))
+    if baseline is not None:
+        baseline["beats_model_on_val"] = _baseline_wins(baseline, cfg.monitor, ckpt_cb)
 
     # Steps taken by every rank (gathered so the summary shows that all of them trained).
     steps = trainer.strategy.all_gather(torch.tensor(trainer.global_step)).reshape(-1).tolist()
@@ -217,6 +231,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if nothing:
         raise DataError(f"the test split evaluated nothing: {nothing} (summary: {out / 'summary.json'}).")
     return summary
+
+
+def _baseline_wins(baseline: dict[str, Any], monitor: DictConfig, ckpt_cb: Any) -> bool | None:
+    """Whether the baseline's validation score on the monitored metric beats the model's best (None: not
+    comparable, e.g. no validation score on either side)."""
+    theirs = (baseline.get("val") or {}).get(monitor.metric)
+    ours = getattr(ckpt_cb, "best_model_score", None) if ckpt_cb is not None else None
+    if theirs is None or ours is None or not math.isfinite(float(theirs)) or not math.isfinite(float(ours)):
+        return None
+    return bool(float(theirs) > float(ours) if monitor.mode == "max" else float(theirs) < float(ours))
 
 
 def _evaluated_nothing(metrics: dict[str, float]) -> str:
@@ -320,4 +344,27 @@ def _report(summary: dict[str, Any], out: Path) -> None:
     lines.append(f"Wall time:        {summary['wall_time_s']:.1f} s")
     if summary["best_checkpoint"]:
         lines.append(f"Export:           python scripts/export.py ckpt={summary['best_checkpoint']} format=onnx")
+    baseline = summary.get("baseline") or {}
+    name = baseline.get("name", "baseline")
+    monitor = summary["monitor"]
+    theirs = (baseline.get("val") or {}).get(monitor)
+    if baseline.get("test"):
+        shown = (f"{k}={v:.4f}" for k, v in sorted(baseline["test"].items()) if v is not None)
+        lines.append(f"Baseline test:    {name}: " + ", ".join(shown))
+    if baseline.get("beats_model_on_val"):
+        keep = (
+            f" Keep it: python scripts/export.py ckpt={summary['best_checkpoint']} model=baseline format=onnx"
+            if baseline.get("artifact") and summary["best_checkpoint"]
+            else ""
+        )
+        lines.append(
+            f"Baseline wins:    the {name} beats the model on validation ({monitor} {theirs:.4f} against "
+            f"{summary['best_score']:.4f}).{keep}"
+        )
+    elif baseline.get("beats_model_on_val") is False and theirs is not None:
+        verb = "ties with" if theirs == summary["best_score"] else "beats"
+        lines.append(
+            f"Baseline:         the model {verb} the {name} on validation "
+            f"({monitor} {summary['best_score']:.4f} against {theirs:.4f})."
+        )
     log.info("\n" + "\n".join(line for line in lines if line))

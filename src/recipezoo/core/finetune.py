@@ -34,6 +34,9 @@ class FineTuningPolicy:
         frozen_blocks: keep the first N backbone blocks (counted from the input) frozen for the whole run; for a
             Transformer encoder block 0 is the embeddings, so 1 freezes the embeddings and N + 1 the embeddings
             and the lower N layers.
+        head_init: how a pretrained backbone's new head starts (:func:`recipezoo.core.probe.init_head`):
+            ``default`` (the library's initialisation), ``zero``, or ``probe`` (the linear probe's solution: LP-FT).
+            Networks trained from scratch keep their initialisation whatever this says.
     """
 
     freeze_backbone_epochs: int = 0
@@ -42,6 +45,7 @@ class FineTuningPolicy:
     layer_decay: float = 1.0
     freeze_bn: bool = False
     frozen_blocks: int = 0
+    head_init: str = "default"
 
 
 def as_policy(finetune: dict[str, Any] | FineTuningPolicy | None) -> FineTuningPolicy:

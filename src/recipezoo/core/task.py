@@ -92,6 +92,11 @@ class Task(LeanHookName, L.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
         return self.loss(batch)
 
+    def logits_and_labels(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits and class labels of an evaluation batch (no augmentation, no logging): what the linear probe
+        (:mod:`recipezoo.core.probe`) runs to read the head's input. Single-label classification tasks define it."""
+        raise NotImplementedError(f"{type(self).__name__} defines no logits_and_labels(batch)")
+
     def eval_step(self, batch: Any, stage: str) -> Any:
         """One validation (``stage="val"``) or test (``"test"``) batch: update and log the stage's metrics."""
         raise NotImplementedError(f"{type(self).__name__} defines no eval_step(batch, stage)")

@@ -80,7 +80,7 @@ class Rule:
     def expected(self) -> str:
         """What the key accepts, in words."""
         if self.kind == "choice":
-            return "one of " + ", ".join(dict.fromkeys(map(str, self.words)))
+            return "one of " + ", ".join(dict.fromkeys(w if isinstance(w, str) else _shown(w) for w in self.words))
         if self.kind == "bool":
             return "true or false"
         what = {"int": "a whole number", "number": "a number", "fraction": "a whole number of batches"}[self.kind]
@@ -167,6 +167,9 @@ RULES: dict[str, Rule] = {
     "finetune.frozen_blocks": _int(0, example="0"),
     "finetune.gradual": _BOOL_FALSE,
     "finetune.freeze_bn": _BOOL_FALSE,
+    "finetune.head_init": Rule("choice", words=("default", "zero", "probe"), example="zero"),
+    "probe.enabled": _BOOL_FALSE,
+    "probe.max_train_rows": _int(1, nullable=True, example="20000"),
     "data.batch_size": _int(1, example="32"),
     "data.eval_batch_size": _int(1, nullable=True, example="64"),
     "data.num_workers": _int(0, words=("auto",), example="0"),
@@ -184,6 +187,8 @@ RULES: dict[str, Rule] = {
     "data.min_seconds": _number(0, example="0.03"),
     "data.max_seconds": _number(0, low_open=True, example="30.0"),
     "data.preload_max_mb": _number(0, example="2048"),
+    "data.cache_images": Rule("choice", words=("auto", True, False), example="auto"),
+    "data.cache_max_mb": _number(0, example="2048"),
     "data.history_len": _int(0, example="0"),
     "data.negatives": _int(0, example="4"),
     "data.sampled_negatives": _int(0, example="100"),

@@ -172,6 +172,11 @@ class TextClassifier(Task):
         """The training objective of a batch, without logging (what a plain PyTorch loop computes)."""
         return self._loss(self(**_model_inputs(batch)), batch["labels"])
 
+    def logits_and_labels(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.multi_label:
+            raise NotImplementedError("the linear probe covers single-label classification only")
+        return self(**_model_inputs(batch)), batch["labels"]
+
     def eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         logits = self(**_model_inputs(batch))
         y = batch["labels"]

@@ -171,6 +171,9 @@ class AudioClassifier(Task):
         self.train_metrics.update(logits.detach(), batch["label"])
         return loss
 
+    def logits_and_labels(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self(batch["audio"], batch["lengths"]), batch["label"]
+
     def eval_step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
         logits = self(batch["audio"], batch["lengths"])
         y = batch["label"]

@@ -102,6 +102,10 @@ class ImageClassifier(Task):
         self.train_metrics.update(logits.detach(), batch[1])
         return loss
 
+    def logits_and_labels(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        return self(x), y
+
     def eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch
         logits = self(x)
