@@ -12,5 +12,8 @@ Contracts between the modules (importing this domain never imports transformers,
   (``TabularMLP``, ``FTTransformer``), the reconstruction error for ``TabularAutoencoder``.
 - ``metrics.py``: threshold selection, expected cost, ECE, calibration fitting, prevalence-reweighted AUPRC.
 - ``task.py``: ``FraudDetector`` LightningModule; chooses the decision threshold and the calibration on validation.
-- ``baseline.py``: scikit-learn HistGradientBoosting on the same split, scored with the same metrics.
+- ``baseline.py``: scikit-learn HistGradientBoosting on the same split, scored with the same metrics (validation
+  included, so the run says whether it beat the deep model), saved as ONNX with its threshold.
+- ``gbdt_onnx.py``: the fitted trees as an exact ONNX graph with the networks' interface ``(x_num, x_cat) -> score``
+  (log-odds), which ``scripts/export.py ... model=baseline`` bundles like a deep model.
 """
