@@ -35,7 +35,15 @@ RECIPE = {
     "vision": "vision/digits_cnn",
 }
 SCRIPTS = ("export", "evaluate", "predict", "benchmark")
-MEASURE = ("measure_fraud", "measure_imagefolder", "measure_nlp", "measure_recsys", "measure_speech")
+MEASURE = (
+    "measure_fraud",
+    "measure_imagefolder",
+    "measure_nlp",
+    "measure_recsys",
+    "measure_speech",
+    "measure_transfer",
+    "measure_image_cache",
+)
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +196,7 @@ def test_help_prints_usage_and_exits_0(script: str, flag: str, home: Path) -> No
         ("measure_nlp", "tasks=sst2", ("data_root=",)),
         ("measure_recsys", "threads=1", ("data.path=",)),
         ("measure_speech", "runs=an4", ("an4=",)),
+        ("measure_transfer", "inits=zero,bogus", ("unknown head initialisation bogus", "inits=zero,probe")),
         ("measure_fraud", "data.path=t.csv data.target=y out=.", ("refusing", "current folder")),
         ("measure_recsys", "data.path=t.csv out=notes.txt", ("is a file",)),
     ],
