@@ -52,6 +52,7 @@ def measure(recipe: str, overrides: list[str], run_dir: Path) -> dict:
         "recipe": recipe,
         "command": " ".join(["python train.py", f"+recipe={recipe}", *overrides]),
         "test": summary["test"],
+        "best_val": {summary["monitor"]: summary["best_score"]},  # what defaults are chosen on (never test)
         "epochs": summary["epochs"],
         "train_wall_time_s": round(wall, 1),
         "fit_time_s": summary["fit_time_s"],
@@ -130,8 +131,9 @@ def main(argv: list[str]) -> int:
             else f"CER {t['test/cer']:.4f}, WER {t['test/wer']:.4f}"
         )
         exp = r["export"]
+        val = ", ".join(f"best {k} {v:.4f}" for k, v in r["best_val"].items() if v is not None)
         print(
-            f"| {r['name']} | {score} | {r['train_wall_time_s']:.0f} s ({r['epochs']} epochs) | "
+            f"| {r['name']} | {score} ({val}) | {r['train_wall_time_s']:.0f} s ({r['epochs']} epochs) | "
             f"onnx {exp['onnx']['max_abs_diff']:.1e}, torchscript {exp['torchscript']['max_abs_diff']:.1e} |"
             + (f" {r['onnx_bundle']} |" if "onnx_bundle" in r else "")
         )
