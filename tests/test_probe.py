@@ -41,18 +41,30 @@ def _blobs(n: int, classes: int, dim: int = 6, seed: int = 0) -> tuple[np.ndarra
 @pytest.mark.parametrize("classes", [2, 4])
 def test_probe_head_is_the_fitted_logistic_regression(classes: int) -> None:
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     x, y = _blobs(400, classes)
     head = probe.fit_probe(x[:300], y[:300], x[300:], y[300:], classes, Cs=(0.1,))
-    reference = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=1000)).fit(x[:300], y[:300])
+    # the reference: scikit-learn on the features standardised with scales floored at a tenth of the median's
+    mean, std = x[:300].mean(0), x[:300].std(0)
+    scale = np.maximum(std, 0.1 * np.median(std))
+    reference = LogisticRegression(C=0.1, max_iter=1000).fit((x[:300] - mean) / scale, y[:300])
     logits = head.logits(x[300:])
     assert logits.shape == (100, classes)
-    # the folded linear head gives the pipeline's probabilities, not just its argmax
+    # the folded linear head gives the reference's probabilities, not just its argmax
     probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), -1).numpy()
-    np.testing.assert_allclose(probs, reference.predict_proba(x[300:]), atol=1e-4)
+    np.testing.assert_allclose(probs, reference.predict_proba((x[300:] - mean) / scale), atol=1e-4)
     assert (logits.argmax(1) == y[300:]).mean() > 0.9
+
+
+def test_a_near_constant_feature_gives_a_finite_head() -> None:
+    """A feature whose spread is float noise (as pooled features of a real encoder have) must not blow the folded
+    head up: its weights stay finite in float32 and the logits usable to start fine-tuning from."""
+    x, y = _blobs(300, 2, seed=3)
+    x = np.hstack([x, np.full((300, 1), 0.3) + np.random.default_rng(0).normal(0, 1e-12, (300, 1))]).astype(np.float32)
+    head = probe.fit_probe(x[:200], y[:200], x[200:], y[200:], 2)
+    weight = torch.as_tensor(head.weight)
+    assert torch.isfinite(weight).all() and weight.abs().max() < 1e4
+    assert (head.logits(x[200:]).argmax(1) == y[200:]).mean() > 0.9
 
 
 def test_probe_picks_C_on_validation_and_never_predicts_an_unseen_class() -> None:
@@ -119,7 +131,7 @@ def test_vision_run_reports_the_probe_and_writes_its_checkpoint(make_cfg, weight
 
 def test_head_init_zero_starts_at_zero_logits(make_cfg, weights: Path) -> None:
     cfg = make_cfg("+recipe=vision/imagefolder_finetune", *TINY, f"backbone.pretrained={weights}",
-                   "finetune.head_init=zero")  # fmt: skip
+                   "finetune.head_init=zero", "probe.enabled=false")  # fmt: skip
     datamodule, module = build(cfg)
     transfer = probe.before_fit(cfg, datamodule, module, trainer=None)
     assert transfer.probe is None  # probe.enabled is false and zero needs none

@@ -128,10 +128,16 @@ def fit_probe(
     negative bias) and two symmetric rows for a binary problem.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(x_train)
-    xs_train, xs_val = scaler.transform(x_train), scaler.transform(x_val)
+    # Standardised here rather than with scikit-learn's StandardScaler: its scale of a near-constant feature is
+    # float noise (1e-30 is not 0), and folding 1/scale into the head then gives weights of 1e30 that are infinite
+    # in float32 and stall fine-tuning from the probe. Scales are floored at a tenth of the median feature's.
+    mean = x_train.mean(0, dtype=np.float64)
+    std = x_train.std(0, dtype=np.float64)
+    positive = std[std > 0]
+    floor = max(1e-6, 0.1 * float(np.median(positive))) if positive.size else 1.0
+    scale = np.maximum(std, floor)
+    xs_train, xs_val = (x_train - mean) / scale, (x_val - mean) / scale
     best: tuple[float, float, Any] | None = None
     for C in Cs:
         clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed).fit(xs_train, y_train)
@@ -145,9 +151,8 @@ def fit_probe(
     if coef.shape[0] == 1:  # binary: one decision function z -> logits (-z/2, +z/2), the same softmax
         coef = np.concatenate([-coef / 2, coef / 2])
         intercept = np.concatenate([-intercept / 2, intercept / 2])
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     weight_std = coef / scale  # fold the standardisation: w·(x - mu)/s + b = (w/s)·x + (b - (w/s)·mu)
-    bias_std = intercept - weight_std @ scaler.mean_
+    bias_std = intercept - weight_std @ mean
     weight = np.zeros((num_classes, x_train.shape[1]))
     bias = np.full((num_classes,), -30.0)  # classes the training split lacks: never predicted
     weight[clf.classes_] = weight_std
