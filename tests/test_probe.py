@@ -203,3 +203,11 @@ def test_the_run_says_when_the_baseline_wins(tmp_path: Path, caplog) -> None:
         _report(summary, tmp_path)
     assert "the linear_probe beats the model on validation (val/acc 0.9000 against 0.8000)" in caplog.text
     assert "model=baseline format=onnx" in caplog.text
+
+
+def test_a_run_from_scratch_that_asked_for_no_probe_says_nothing_of_it(make_cfg, caplog) -> None:
+    cfg = make_cfg("+recipe=vision/imagefolder_finetune", *TINY, "probe.enabled=false")
+    datamodule, module = build(cfg)
+    with caplog.at_level(logging.INFO, logger="recipezoo"):
+        assert probe.before_fit(cfg, datamodule, module, trainer=None).probe is None
+    assert "skipped" not in caplog.text

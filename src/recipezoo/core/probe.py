@@ -292,6 +292,7 @@ class Transfer:
 def _skip_reason(cfg: Any, module: Any) -> str:
     """Why the probe and head initialisation do not apply to this run ("" when they do)."""
     from recipezoo.core.pretrained import parse_pretrained
+    from recipezoo.core.task import Task
 
     if not cfg.get("train", True):
         return "train=false"
@@ -304,8 +305,6 @@ def _skip_reason(cfg: Any, module: Any) -> str:
         return f"{type(getattr(module, 'net', module)).__name__} has no linear head"
     if getattr(module, "multi_label", False):
         return "multi-label classification"
-    from recipezoo.core.task import Task
-
     if type(module).logits_and_labels is Task.logits_and_labels:
         return f"{type(module).__name__} is not a single-label classifier"
     return ""
@@ -330,7 +329,7 @@ def before_fit(cfg: Any, datamodule: Any, module: Any, trainer: Any) -> Transfer
 
     reason = _skip_reason(cfg, module) if isinstance(module, Task) else f"{type(module).__name__} is not a Task"
     if reason:
-        if want_probe or how != "default":
+        if want_probe:  # said only when asked for: the default head_init needs no word on a run from scratch
             log.info("Linear probe and head init skipped: %s.", reason)
         return Transfer()
     result = None
